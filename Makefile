@@ -1,0 +1,34 @@
+# Set-up on a fresh machine is two commands: `make run` and `make test`; both create .venv first.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+RUN_DIR ?= runs/cartpole-$(shell date +%Y%m%d-%H%M%S)
+
+.PHONY: venv run test bench proto clean
+
+# torch first, pinned to the CPU wheel: any looser spec pulls gigabytes of CUDA wheels.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[dev,bench,atari]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# The embedded default: one local parameter server and 2 local workers over loopback gRPC,
+# training CartPole-v1 until the mean return of the last 100 episodes reaches 475.
+run: venv
+	$(BIN)/ps-serve --env CartPole-v1 --algo a3c --port 0 --run-dir $(RUN_DIR) --target-return 475 --local-workers 2
+
+test: venv
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+
+bench: venv
+	$(BIN)/python -m bench.cartpole
+
+proto: venv
+	$(BIN)/python -m tools.gen_proto
+
+clean:
+	rm -rf $(VENV) runs build *.egg-info

@@ -1,0 +1,120 @@
+"""The run's configuration (RunSpec, sent to every worker at registration) and the server's own.
+
+Both are frozen dataclasses validated at construction, so a bad flag fails at start with a message
+that says what is wrong, never halfway through a run.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+
+ALGORITHMS = ("a3c", "one-step-q", "one-step-sarsa", "n-step-q")
+VALUE_BASED = ("one-step-q", "one-step-sarsa", "n-step-q")
+
+
+class ConfigError(ValueError):
+    """A configuration value is wrong; the message says which and what to do."""
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything a worker needs to act and learn; set once on the server, sent at registration."""
+
+    env_id: str = "CartPole-v1"
+    """Gymnasium environment id every worker builds."""
+    algo: str = "a3c"
+    """One of ALGORITHMS."""
+    seed: int = 0
+    """Run seed; each worker's seed is derived from it and the worker id."""
+    t_max: int = 5
+    """Steps per environment between pushes (the paper's t_max)."""
+    envs_per_worker: int = 8
+    """Environments each worker steps in lockstep with one batched forward; a push sums over all."""
+    gamma: float = 0.99
+    """Discount factor."""
+    lr: float = 7e-4
+    """Initial learning rate, annealed linearly to 0 over total_steps."""
+    entropy_beta: float = 0.0
+    """Weight of the policy-entropy bonus in the A3C loss."""
+    value_coef: float = 0.5
+    """Weight of the value (critic) loss in the A3C loss."""
+    rmsprop_alpha: float = 0.99
+    """Decay of the shared RMSProp statistics g."""
+    rmsprop_eps: float = 1e-5
+    """Added to g under the square root."""
+    max_grad_norm: float = 5.0
+    """Global-norm clip applied by the server to each pushed (summed) gradient; 0 disables it."""
+    hidden_size: int = 64
+    """Units per hidden layer of the MLP torso."""
+    hidden_layers: int = 2
+    """Hidden layers of the MLP torso."""
+    total_steps: int = 1_000_000
+    """Global environment steps T after which the run stops (and the lr reaches 0)."""
+    target_return: float | None = 475.0
+    """Stop when the mean return of the last 100 episodes reaches this; None to run to total_steps."""
+
+    def __post_init__(self) -> None:
+        if self.algo not in ALGORITHMS:
+            raise ConfigError(f"unknown --algo {self.algo!r}: choose one of {', '.join(ALGORITHMS)}")
+        _positive(self, "t_max", "envs_per_worker", "lr", "total_steps", "hidden_size", "hidden_layers")
+        if not 0.0 <= self.gamma <= 1.0:
+            raise ConfigError(f"--gamma must be in [0, 1], got {self.gamma}")
+        if not 0.0 <= self.rmsprop_alpha < 1.0:
+            raise ConfigError(f"--rmsprop-alpha must be in [0, 1), got {self.rmsprop_alpha}")
+        if self.rmsprop_eps <= 0:
+            raise ConfigError(f"--rmsprop-eps must be > 0, got {self.rmsprop_eps}")
+        if self.max_grad_norm < 0 or self.entropy_beta < 0 or self.value_coef < 0:
+            raise ConfigError("--max-grad-norm, --entropy-beta and --value-coef must be >= 0")
+
+    @property
+    def steps_per_push(self) -> int:
+        """Environment steps one push covers: t_max on each of the worker's environments."""
+        return self.t_max * self.envs_per_worker
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "RunSpec":
+        data = json.loads(text)
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"run spec has fields this worker does not know: {unknown}; upgrade the worker")
+        return cls(**data)
+
+
+def _positive(spec: object, *names: str) -> None:
+    for name in names:
+        value = getattr(spec, name)
+        if value <= 0:
+            raise ConfigError(f"--{name.replace('_', '-')} must be > 0, got {value}")
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """How the server runs (not sent to workers)."""
+
+    host: str = "127.0.0.1"
+    """Address to bind; loopback by default."""
+    port: int = 50051
+    """gRPC port; 0 picks a free one (printed at start and written to run_dir/port)."""
+    run_dir: str = "runs/default"
+    """Where pushes.csv, summary.json and the final parameters go."""
+    max_workers: int = 16
+    """gRPC server threads; pushes are applied one at a time whatever this is."""
+    max_message_bytes: int = 64 * 1024 * 1024
+    """Largest gRPC message either way (an Atari network is ~2.7 MB)."""
+    progress_seconds: float = 2.0
+    """Period of the progress line."""
+    stop_grace_seconds: float = 10.0
+    """After the run ends, how long to wait for workers to hear 'stop' before exiting."""
+    worker_timeout_seconds: float = 30.0
+    """A worker silent for this long is dropped from the connected set."""
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"--port must be in 0..65535, got {self.port}")
+        if self.max_message_bytes < 4 * 1024 * 1024:
+            raise ConfigError("--max-message-bytes must be at least 4 MiB")

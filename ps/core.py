@@ -1,0 +1,246 @@
+"""The parameter server's state and rules, with no RPC code (the gRPC layer is ps/server.py).
+
+Every public method may run concurrently from gRPC threads; all shared state is touched only under
+`self._lock`, and pushes are applied one at a time in the order they take the lock.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import optim
+from .config import RunSpec, ServerConfig
+from .episodes import EpisodeWindow
+from .errors import invalid, precondition, unknown_worker
+from .layout import Layout
+from .pushlog import PushLog
+from .staleness import StalenessStats, staleness
+from .validate import check_counts, decode_gradient
+from .workers import WorkerRegistry
+
+log = logging.getLogger("ps")
+
+
+@dataclass(frozen=True)
+class PushResult:
+    applied: bool
+    dropped_reason: str
+    version: int
+    params: bytes
+    staleness: int
+    stop: bool
+    global_step: int
+    learning_rate: float
+
+
+def derive_seed(run_seed: int, worker_id: int) -> int:
+    """A worker's seed: repeatable from the run seed and the worker id, distinct across workers."""
+    return int(np.random.SeedSequence([run_seed, worker_id]).generate_state(1)[0] & 0x7FFFFFFF)
+
+
+class ParameterServer:
+    def __init__(self, spec: RunSpec, config: ServerConfig) -> None:
+        self.spec = spec
+        self.config = config
+        self.incarnation = uuid.uuid4().hex[:12]
+        self.run_dir = Path(config.run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self.layout: Layout | None = None
+        self.theta: np.ndarray | None = None      # the one flat float32 parameter buffer
+        self._g: np.ndarray | None = None          # shared RMSProp statistics
+        self._d: np.ndarray | None = None          # work buffer for the incoming gradient
+        self._scratch: np.ndarray | None = None
+        self.version = 0
+        self.global_step = 0
+        self.workers = WorkerRegistry()
+        self.staleness = StalenessStats()
+        self.episodes = EpisodeWindow()
+        self.rejected: dict[str, int] = {}
+        self.stop_reason = ""
+        self.stopped = threading.Event()
+        self.started_at = time.monotonic()
+        self.target_reached_at: tuple[float, int] | None = None  # (seconds, env steps)
+        self.pushlog = PushLog(self.run_dir / "pushes.csv")
+        self.apply_seconds_total = 0.0
+
+    # --- worker calls -------------------------------------------------------------------------
+    def register(self, host: str, pid: int) -> tuple[int, int]:
+        """May run concurrently. Returns (worker_id, seed)."""
+        with self._lock:
+            info = self.workers.add(host[:253], pid, lambda wid: derive_seed(self.spec.seed, wid))
+        log.info("worker %d registered from %s (pid %d)", info.worker_id, info.host, pid)
+        return info.worker_id, info.seed
+
+    def pull(self, worker_id: int, layout: Layout, initial: bytes) -> tuple[bytes, int, bool, int]:
+        """May run concurrently. Adopts the first offered parameters; later layouts must match."""
+        with self._lock:
+            self._known(worker_id)
+            if self.layout is None:
+                self._adopt(layout, initial)
+                log.info("adopted layout %s (%d parameters) from worker %d", layout.hash, layout.size, worker_id)
+            elif layout.hash != self.layout.hash:
+                self._count("layout_mismatch")
+                raise precondition("layout_mismatch",
+                                   f"layout hash {layout.hash} does not match the server's {self.layout.hash}")
+            return self.theta.tobytes(), self.version, self.stopped.is_set(), self.global_step
+
+    def push(self, worker_id: int, base_version: int, data: bytes, dtype: str, shape: list[int],
+             env_steps: int, returns: list[float], lengths: list[int], stats: dict) -> PushResult:
+        """May run concurrently; the apply itself is serialized under the lock, in arrival order."""
+        start = time.perf_counter()
+        if self.layout is None:
+            self._count_locked("no_parameters")
+            raise precondition("no_parameters", "no parameters yet: call Pull with the initial parameters first")
+        try:
+            d, norm = decode_gradient(data, dtype, shape, self.layout.size)
+            check_counts(env_steps, returns, lengths)
+        except Exception as err:
+            self._count_locked(getattr(err, "reason", "invalid"))
+            raise
+        with self._lock:
+            info = self._known(worker_id)
+            if not 0 <= base_version <= self.version:
+                self._count("bad_version")
+                raise invalid("bad_version", f"base_version {base_version} is outside 0..{self.version} (the current version)")
+            version_at_apply = self.version
+            st = staleness(version_at_apply, base_version)
+            lr = optim.linear_lr(self.spec.lr, self.global_step, self.spec.total_steps)
+            np.copyto(self._d, d, casting="same_kind")
+            optim.clip_by_global_norm(self._d, self.spec.max_grad_norm, norm)
+            optim.shared_rmsprop(self.theta, self._g, self._d, lr, self.spec.rmsprop_alpha,
+                                 self.spec.rmsprop_eps, self._scratch)
+            self.version += 1
+            self.global_step += env_steps
+            self.staleness.record(st)
+            info.pushes += 1
+            info.env_steps += env_steps
+            info.staleness_sum += st
+            info.stats = {k: float(v) for k, v in list(stats.items())[:32]}
+            for r in returns:
+                self.episodes.add(r)
+            self._check_stop()
+            params = self.theta.tobytes()
+            version, global_step, stop = self.version, self.global_step, self.stopped.is_set()
+            self.apply_seconds_total += time.perf_counter() - start
+        self.pushlog.append((round(time.time(), 4), worker_id, base_version, version_at_apply, st,
+                             env_steps, round(norm, 6), lr, 1))
+        return PushResult(True, "", version, params, st, stop, global_step, lr)
+
+    def heartbeat(self, worker_id: int) -> bool:
+        with self._lock:
+            self._known(worker_id)
+            return self.stopped.is_set()
+
+    def leave(self, worker_id: int, reason: str) -> None:
+        with self._lock:
+            info = self.workers.workers.get(worker_id)
+            if info is not None:
+                info.connected = False
+                info.left_reason = reason[:100] or "left"
+        log.info("worker %d left (%s)", worker_id, reason or "left")
+
+    # --- server-side ----------------------------------------------------------------------------
+    def expire_workers(self) -> None:
+        with self._lock:
+            gone = self.workers.expire(self.config.worker_timeout_seconds)
+        for wid in gone:
+            log.warning("worker %d silent for %.0f s: dropped from the connected set",
+                        wid, self.config.worker_timeout_seconds)
+
+    def request_stop(self, reason: str) -> None:
+        with self._lock:
+            self._stop(reason)
+
+    def connected_workers(self) -> int:
+        with self._lock:
+            return len(self.workers.connected)
+
+    def status(self) -> dict:
+        """A consistent snapshot of the run, the document behind Status, summary.json and progress."""
+        with self._lock:
+            now = time.monotonic()
+            mean100 = self.episodes.mean
+            return {
+                "state": "done" if self.stopped.is_set() and not self.workers.connected
+                else "stopping" if self.stopped.is_set() else "running" if self.layout else "waiting",
+                "incarnation": self.incarnation,
+                "wall_seconds": round(now - self.started_at, 3),
+                "env_steps": self.global_step,
+                "total_steps": self.spec.total_steps,
+                "updates": self.version,
+                "version": self.version,
+                "episodes": self.episodes.episodes,
+                "final_mean100": None if mean100 is None else round(mean100, 3),
+                "best_mean100": self.episodes.best_mean100,
+                "learning_rate": optim.linear_lr(self.spec.lr, self.global_step, self.spec.total_steps),
+                "staleness": self.staleness.summary(),
+                "rejected": dict(self.rejected),
+                "stop_reason": self.stop_reason,
+                "solved": self.target_reached_at is not None,
+                "time_to_target_seconds": None if self.target_reached_at is None else round(self.target_reached_at[0], 3),
+                "steps_to_target": None if self.target_reached_at is None else self.target_reached_at[1],
+                "parameters": self.layout.size if self.layout else 0,
+                "layout_hash": self.layout.hash if self.layout else "",
+                "workers_connected": len(self.workers.connected),
+                "workers": [w.to_dict(now) for w in self.workers.workers.values()],
+                "run_spec": json.loads(self.spec.to_json()),
+            }
+
+    def params_snapshot(self) -> tuple[Layout | None, np.ndarray | None]:
+        with self._lock:
+            return self.layout, None if self.theta is None else self.theta.copy()
+
+    def close(self) -> None:
+        self.pushlog.close()
+
+    # --- helpers (caller holds the lock) -------------------------------------------------------
+    def _known(self, worker_id: int):
+        info = self.workers.get(worker_id)
+        if info is None:
+            self._count("unknown_worker")
+            raise unknown_worker(worker_id)
+        return info
+
+    def _adopt(self, layout: Layout, initial: bytes) -> None:
+        if len(initial) != layout.size * 4:
+            self._count("bad_length")
+            raise invalid("bad_length", f"initial parameters have {len(initial)} bytes, layout {layout.hash} needs {layout.size * 4}")
+        theta = np.frombuffer(initial, dtype="<f4").copy()
+        if not np.isfinite(theta).all():
+            self._count("non_finite")
+            raise invalid("non_finite", "initial parameters contain NaN or Inf")
+        self.layout, self.theta = layout, theta
+        self._g = np.zeros_like(theta)
+        self._d = np.zeros_like(theta)
+        self._scratch = np.zeros_like(theta)
+
+    def _check_stop(self) -> None:
+        mean100 = self.episodes.mean
+        target = self.spec.target_return
+        if target is not None and self.episodes.full and mean100 >= target:
+            if self.target_reached_at is None:
+                self.target_reached_at = (time.monotonic() - self.started_at, self.global_step)
+            self._stop(f"mean100 {mean100:.1f} >= target {target:g}")
+        elif self.global_step >= self.spec.total_steps:
+            self._stop(f"total steps {self.spec.total_steps} reached")
+
+    def _stop(self, reason: str) -> None:
+        if not self.stopped.is_set():
+            self.stop_reason = reason
+            self.stopped.set()
+            log.info("stopping: %s", reason)
+
+    def _count(self, reason: str) -> None:
+        self.rejected[reason] = self.rejected.get(reason, 0) + 1
+
+    def _count_locked(self, reason: str) -> None:
+        with self._lock:
+            self._count(reason)

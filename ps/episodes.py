@@ -1,0 +1,32 @@
+"""The window of the last 100 finished episodes' returns, across all workers."""
+from __future__ import annotations
+
+from collections import deque
+
+WINDOW = 100
+
+
+class EpisodeWindow:
+    """Returns and lengths of finished episodes. Not thread-safe: the caller holds the server lock."""
+
+    def __init__(self, window: int = WINDOW) -> None:
+        self.returns: deque[float] = deque(maxlen=window)
+        self.episodes = 0
+        self.best_mean100: float | None = None
+
+    def add(self, episode_return: float) -> None:
+        self.returns.append(float(episode_return))
+        self.episodes += 1
+        if self.full:
+            m = self.mean
+            if self.best_mean100 is None or m > self.best_mean100:
+                self.best_mean100 = m
+
+    @property
+    def full(self) -> bool:
+        return len(self.returns) == self.returns.maxlen
+
+    @property
+    def mean(self) -> float | None:
+        """Mean of the window (None before the first episode)."""
+        return sum(self.returns) / len(self.returns) if self.returns else None

@@ -1,0 +1,80 @@
+"""One parameter-server process from start to exit: serve, watch, stop, write what the run leaves.
+
+The only module that owns the process's lifetime (signals, local worker subprocesses, exit code).
+"""
+from __future__ import annotations
+
+import logging
+import signal
+import subprocess
+import sys
+import threading
+
+from .config import RunSpec, ServerConfig
+from .core import ParameterServer
+from .progress import ProgressReporter, summary_lines
+from .server import start_server
+from .summary import summary_from_status, write_final_params, write_json_atomic
+
+log = logging.getLogger("ps")
+WATCH_SECONDS = 0.25
+
+
+def start_local_workers(count: int, port: int) -> list[subprocess.Popen]:
+    """worker-run subprocesses on this host (fork+exec: no gRPC state crosses the fork)."""
+    cmd = [sys.executable, "-m", "worker.cli", "--ps", f"127.0.0.1:{port}"]
+    return [subprocess.Popen(cmd) for _ in range(count)]
+
+
+def run_node(spec: RunSpec, config: ServerConfig, local_workers: int = 0) -> int:
+    core = ParameterServer(spec, config)
+    server, port, health = start_server(core)
+    print(f"ps-serve: listening on {config.host}:{port}", file=sys.stderr, flush=True)
+
+    def on_signal(signum, _frame):
+        core.request_stop(f"signal {signal.Signals(signum).name}")
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, on_signal)
+
+    children = start_local_workers(local_workers, port)
+    progress = ProgressReporter(core.status, config.progress_seconds)
+    progress.start()
+    exit_code = 0
+    try:
+        while not core.stopped.wait(WATCH_SECONDS):
+            core.expire_workers()
+            if children and all(c.poll() is not None for c in children):
+                codes = [c.returncode for c in children]
+                core.request_stop(f"all local workers exited (codes {codes})")
+                exit_code = 1
+        _wait_for_workers(core, children, config.stop_grace_seconds)
+    finally:
+        progress.stop()
+        summary = summary_from_status(core.status())
+        write_json_atomic(core.run_dir / "summary.json", summary)
+        layout, theta = core.params_snapshot()
+        if layout is not None:
+            write_final_params(core.run_dir / "params_final.npz", layout, theta)
+        core.close()
+        health.enter_graceful_shutdown()
+        server.stop(grace=1.0).wait()
+        for child in children:
+            if child.poll() is None:
+                child.terminate()
+                child.wait(timeout=10)
+    for line in summary_lines(summary):
+        print(line, file=sys.stderr)
+    print(f"ps-serve: wrote {core.run_dir / 'summary.json'}", file=sys.stderr)
+    return exit_code
+
+
+def _wait_for_workers(core: ParameterServer, children: list[subprocess.Popen], grace: float) -> None:
+    """Give connected workers up to `grace` seconds to hear 'stop' (on their next push) and leave."""
+    done = threading.Event()
+    deadline_steps = int(grace / WATCH_SECONDS)
+    for _ in range(deadline_steps):
+        core.expire_workers()
+        if core.connected_workers() == 0 and all(c.poll() is not None for c in children):
+            return
+        done.wait(WATCH_SECONDS)
+    log.warning("%d workers still connected after %.0f s; exiting anyway", core.connected_workers(), grace)

@@ -1,0 +1,44 @@
+"""The update rules, as pure in-place numpy functions over the flat parameter buffer.
+
+Shared RMSProp as the paper states it (Mnih et al. 2016, eq. in section 4, "RMSProp with shared
+statistics"): one statistics vector g for all workers,
+
+    g     = alpha * g + (1 - alpha) * d^2
+    theta = theta - lr(T) * d / sqrt(g + eps)
+
+with the learning rate annealed linearly to 0 over the run's total steps.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def linear_lr(lr0: float, global_step: int, total_steps: int) -> float:
+    """lr(T): lr0 annealed linearly to 0 at total_steps (never negative)."""
+    return lr0 * max(0.0, 1.0 - global_step / total_steps)
+
+
+def clip_by_global_norm(d: np.ndarray, max_norm: float, norm: float) -> float:
+    """Scale d in place so its L2 norm is at most max_norm (0 disables); returns the scale used."""
+    if max_norm <= 0 or norm <= max_norm:
+        return 1.0
+    scale = max_norm / (norm + 1e-12)
+    d *= scale
+    return scale
+
+
+def shared_rmsprop(theta: np.ndarray, g: np.ndarray, d: np.ndarray, lr: float,
+                   alpha: float, eps: float, scratch: np.ndarray) -> None:
+    """One shared-RMSProp step, in place on theta and g; `scratch` is a same-size work buffer.
+
+    No allocation per call: every operation writes into theta, g or scratch.
+    """
+    g *= alpha
+    np.multiply(d, d, out=scratch)
+    scratch *= 1.0 - alpha
+    g += scratch
+    np.add(g, eps, out=scratch)
+    np.sqrt(scratch, out=scratch)
+    np.divide(d, scratch, out=scratch)
+    scratch *= lr
+    theta -= scratch

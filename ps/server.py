@@ -1,0 +1,103 @@
+"""The gRPC face of the parameter server: a thin servicer over ps.core.ParameterServer.
+
+Each handler parses the request, calls one core method and builds the reply; a RequestError from
+the core becomes a gRPC status with its one-line message.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+from concurrent import futures
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from .api.convert import flat_tensor, layout_from_proto
+from .api.v1 import parameter_server_pb2 as pb
+from .api.v1 import parameter_server_pb2_grpc as pb_grpc
+from .core import ParameterServer
+from .errors import RequestError, invalid
+
+log = logging.getLogger("ps.server")
+SERVICE_NAME = "a3c.ps.v1.ParameterServer"
+
+
+def _handle_errors(method):
+    """Map core RequestErrors (and anything unexpected) to a gRPC status with a one-line message."""
+    @functools.wraps(method)
+    def wrapper(self, request, context):
+        try:
+            return method(self, request, context)
+        except RequestError as err:
+            context.abort(getattr(grpc.StatusCode, err.code), err.message)
+        except Exception as err:  # a bug of ours: say so in one line, keep serving
+            log.exception("internal error in %s", method.__name__)
+            context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(err).__name__}: {err}")
+    return wrapper
+
+
+class ParameterServerServicer(pb_grpc.ParameterServerServicer):
+    def __init__(self, core: ParameterServer) -> None:
+        self.core = core
+
+    @_handle_errors
+    def Register(self, request, context):
+        worker_id, seed = self.core.register(request.host or context.peer(), request.pid)
+        return pb.RegisterReply(worker_id=worker_id, seed=seed, run_spec_json=self.core.spec.to_json(),
+                                incarnation=self.core.incarnation)
+
+    @_handle_errors
+    def Pull(self, request, context):
+        if request.initial_params.data and request.initial_params.dtype not in ("", "float32"):
+            raise invalid("bad_dtype", "initial parameters must be float32")
+        params, version, stop, global_step = self.core.pull(
+            request.worker_id, layout_from_proto(request.layout), request.initial_params.data)
+        return pb.PullReply(params=flat_tensor(params), version=version, stop=stop, global_step=global_step)
+
+    @_handle_errors
+    def Push(self, request, context):
+        g = request.gradients
+        result = self.core.push(request.worker_id, request.base_version, g.data, g.dtype or "float32",
+                                list(g.shape), request.env_steps, list(request.episode_returns),
+                                list(request.episode_lengths), dict(request.stats))
+        return pb.PushReply(applied=result.applied, dropped_reason=result.dropped_reason,
+                            version=result.version, params=flat_tensor(result.params),
+                            staleness=result.staleness, stop=result.stop,
+                            global_step=result.global_step, learning_rate=result.learning_rate)
+
+    @_handle_errors
+    def Heartbeat(self, request, context):
+        return pb.HeartbeatReply(stop=self.core.heartbeat(request.worker_id))
+
+    @_handle_errors
+    def Leave(self, request, context):
+        self.core.leave(request.worker_id, request.reason)
+        return pb.LeaveReply()
+
+    @_handle_errors
+    def Status(self, request, context):
+        return pb.StatusReply(status_json=json.dumps(self.core.status()))
+
+
+def start_server(core: ParameterServer) -> tuple[grpc.Server, int, health.HealthServicer]:
+    """Start serving the core on config.host:config.port; returns the server, its bound port and health."""
+    cfg = core.config
+    options = [("grpc.max_send_message_length", cfg.max_message_bytes),
+               ("grpc.max_receive_message_length", cfg.max_message_bytes),
+               ("grpc.so_reuseport", 0)]
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=cfg.max_workers), options=options)
+    pb_grpc.add_ParameterServerServicer_to_server(ParameterServerServicer(core), server)
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    address = f"[{cfg.host}]:{cfg.port}" if ":" in cfg.host else f"{cfg.host}:{cfg.port}"
+    port = server.add_insecure_port(address)
+    if port == 0:
+        raise OSError(f"cannot bind {address}: is the port in use?")
+    server.start()
+    for name in ("", SERVICE_NAME):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    (core.run_dir / "port").write_text(f"{port}\n")
+    log.info("serving %s on %s:%d (pid %d)", SERVICE_NAME, cfg.host, port, os.getpid())
+    return server, port, health_servicer

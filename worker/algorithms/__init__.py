@@ -1,0 +1,1 @@
+"""Losses and targets as pure functions of tensors and arrays, one module per method."""

@@ -1,0 +1,23 @@
+"""n-step forward-view returns, shared by A3C and n-step Q."""
+from __future__ import annotations
+
+import numpy as np
+
+
+def n_step_returns(rewards: np.ndarray, terminated: np.ndarray, truncated: np.ndarray,
+                   truncation_values: np.ndarray, bootstrap_value: np.ndarray, gamma: float) -> np.ndarray:
+    """R_t = r_t + gamma * R_{t+1}, computed backwards over a rollout of shape [T, K].
+
+    - after the last step, R is bootstrapped from bootstrap_value[k] = V(s_T);
+    - a terminated step ends its episode: nothing is bootstrapped past it;
+    - a truncated step (time limit) also ends the episode, but the future it cut off is
+      bootstrapped from truncation_values[t, k] = V(s_final) of that episode.
+    """
+    T = rewards.shape[0]
+    out = np.zeros_like(rewards, dtype=np.float32)
+    running = bootstrap_value.astype(np.float32).copy()
+    for t in range(T - 1, -1, -1):
+        running = np.where(terminated[t], 0.0, np.where(truncated[t], truncation_values[t], running))
+        running = rewards[t] + gamma * running
+        out[t] = running
+    return out

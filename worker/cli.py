@@ -1,0 +1,53 @@
+"""worker-run: join a parameter server and train until it says stop.
+
+    worker-run --ps host:port
+
+Everything else (environment, algorithm, hyper-parameters, seed) comes from the server.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from .client import ClientConfig, PSClient, ServerRefused, ServerUnavailable
+from .loop import ActorLearner
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="worker-run", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--ps", required=True, metavar="HOST:PORT", help="address of the parameter server")
+    p.add_argument("--connect-timeout", type=float, default=60.0, metavar="SECONDS",
+                   help="keep retrying an unreachable server this long, then exit non-zero (default 60)")
+    p.add_argument("--call-timeout", type=float, default=30.0, metavar="SECONDS",
+                   help="deadline of each call to the server (default 30)")
+    p.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    client = PSClient(ClientConfig(address=args.ps, connect_timeout_seconds=args.connect_timeout,
+                                   call_timeout_seconds=args.call_timeout))
+    learner = ActorLearner(client)
+    try:
+        learner.run()
+    except ServerUnavailable as err:
+        print(f"worker-run: error: {err}", file=sys.stderr)
+        return 2
+    except ServerRefused as err:
+        print(f"worker-run: error: the parameter server at {args.ps} refused worker {learner.worker_id}: {err}",
+              file=sys.stderr)
+        return 3
+    except KeyboardInterrupt:
+        client.leave(learner.worker_id, "interrupted")
+        return 130
+    finally:
+        client.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,104 @@
+"""The worker's view of the parameter server: register, pull, push, leave, over gRPC.
+
+The only worker module that imports grpc. Transient failures (UNAVAILABLE, DEADLINE_EXCEEDED) are
+retried with exponential backoff until `connect_timeout` seconds have passed without an answer;
+then ServerUnavailable names the address. Refusals (bad input, unknown worker) raise ServerRefused.
+"""
+from __future__ import annotations
+
+import logging
+import random
+import time
+from dataclasses import dataclass
+
+import grpc
+
+from ps.api.convert import flat_tensor, layout_to_proto
+from ps.api.v1 import parameter_server_pb2 as pb
+from ps.api.v1 import parameter_server_pb2_grpc as pb_grpc
+from ps.layout import Layout
+
+log = logging.getLogger("worker.client")
+TRANSIENT = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+
+
+class ServerUnavailable(Exception):
+    """The server did not answer within the connect timeout."""
+
+
+class ServerRefused(Exception):
+    """The server answered with an error status; `code` is the grpc.StatusCode."""
+
+    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+        super().__init__(f"{code.name}: {details}")
+        self.code = code
+        self.details = details
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    address: str
+    """host:port of the parameter server."""
+    connect_timeout_seconds: float = 60.0
+    """How long to keep retrying an unreachable server before giving up."""
+    call_timeout_seconds: float = 30.0
+    """Deadline of each call."""
+    max_message_bytes: int = 64 * 1024 * 1024
+    """Largest gRPC message either way."""
+    backoff_initial_seconds: float = 0.1
+    backoff_max_seconds: float = 5.0
+
+
+class PSClient:
+    def __init__(self, config: ClientConfig) -> None:
+        self.config = config
+        options = [("grpc.max_send_message_length", config.max_message_bytes),
+                   ("grpc.max_receive_message_length", config.max_message_bytes)]
+        self._channel = grpc.insecure_channel(config.address, options=options)
+        self._stub = pb_grpc.ParameterServerStub(self._channel)
+
+    def register(self, host: str, pid: int) -> pb.RegisterReply:
+        return self._call(self._stub.Register, pb.RegisterRequest(host=host, pid=pid))
+
+    def pull(self, worker_id: int, layout: Layout, initial: bytes = b"") -> pb.PullReply:
+        return self._call(self._stub.Pull, pb.PullRequest(
+            worker_id=worker_id, layout=layout_to_proto(layout),
+            initial_params=flat_tensor(initial) if initial else None))
+
+    def push(self, request: pb.PushRequest) -> pb.PushReply:
+        """One attempt only: a push that failed in flight may or may not have been applied, and its
+        gradient is stale by then anyway; the caller re-pulls instead of re-sending it."""
+        return self._call(self._stub.Push, request, retry=False)
+
+    def leave(self, worker_id: int, reason: str) -> None:
+        try:
+            self._stub.Leave(pb.LeaveRequest(worker_id=worker_id, reason=reason), timeout=2.0)
+        except grpc.RpcError:
+            pass  # the server may already be gone; leaving is a courtesy
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def _call(self, method, request, retry: bool = True):
+        cfg = self.config
+        first_failure = None
+        delay = cfg.backoff_initial_seconds
+        while True:
+            try:
+                return method(request, timeout=cfg.call_timeout_seconds)
+            except grpc.RpcError as err:
+                code = err.code()
+                if code not in TRANSIENT:
+                    raise ServerRefused(code, err.details() or "") from None
+                now = time.monotonic()
+                first_failure = first_failure or now
+                waited = now - first_failure
+                if not retry or waited >= cfg.connect_timeout_seconds:
+                    raise ServerUnavailable(
+                        f"parameter server at {cfg.address} unreachable for {waited:.0f} s "
+                        f"({code.name}: {err.details()})") from None
+                if waited == 0:
+                    log.warning("parameter server at %s: %s; retrying for up to %.0f s",
+                                cfg.address, code.name, cfg.connect_timeout_seconds)
+                time.sleep(min(delay * (0.5 + random.random()), cfg.connect_timeout_seconds - waited))
+                delay = min(delay * 2, cfg.backoff_max_seconds)

@@ -1,0 +1,91 @@
+"""The actor-learner loop: register, build env and network from the run spec, then
+pull -> act t_max steps -> push the summed gradient (the reply carries fresh weights) -> repeat.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from dataclasses import dataclass
+
+import torch
+
+from ps.api.v1 import parameter_server_pb2 as pb
+from ps.config import RunSpec
+
+from .agents import make_agent
+from .client import PSClient, ServerRefused, ServerUnavailable
+from .envs import EnvBatch
+
+log = logging.getLogger("worker")
+
+
+@dataclass
+class WorkerCounters:
+    pushes: int = 0
+    env_steps: int = 0
+    failed_pushes: int = 0
+    re_registrations: int = 0
+
+
+class ActorLearner:
+    def __init__(self, client: PSClient) -> None:
+        self.client = client
+        self.counters = WorkerCounters()
+        self.worker_id = 0
+        self.version = 0
+
+    def run(self) -> None:
+        """Train until the server says stop. Raises ServerUnavailable / ServerRefused on failure."""
+        torch.set_num_threads(1)  # many workers on few cores fight otherwise
+        reg = self.client.register(socket.gethostname(), os.getpid())
+        spec = RunSpec.from_json(reg.run_spec_json)
+        self.worker_id = reg.worker_id
+        envs = EnvBatch(spec.env_id, spec.envs_per_worker, reg.seed)
+        agent = make_agent(spec, envs, reg.seed)
+        log.info("worker %d: %s %s, %d envs x t_max %d, seed %d, %d parameters",
+                 self.worker_id, spec.env_id, spec.algo, len(envs), spec.t_max, reg.seed, agent.flat.layout.size)
+        try:
+            stop = self._pull(agent, initial=True)
+            while not stop:
+                env_steps, stats = agent.learn_step(envs)
+                stop = self._push(agent, envs, env_steps, stats)
+            log.info("worker %d: server says stop after %d pushes, %d env steps",
+                     self.worker_id, self.counters.pushes, self.counters.env_steps)
+            self.client.leave(self.worker_id, "stopped")
+        finally:
+            envs.close()
+
+    def _pull(self, agent, initial: bool = False) -> bool:
+        reply = self.client.pull(self.worker_id, agent.flat.layout, agent.flat.values_bytes() if initial else b"")
+        agent.flat.load(reply.params.data)
+        self.version = reply.version
+        return reply.stop
+
+    def _push(self, agent, envs, env_steps: int, stats: dict) -> bool:
+        returns, lengths = envs.take_finished()
+        request = pb.PushRequest(worker_id=self.worker_id, base_version=self.version,
+                                 gradients=pb.Tensor(data=agent.flat.grads_bytes(), shape=[agent.flat.layout.size],
+                                                     dtype="float32"),
+                                 env_steps=env_steps, episode_returns=returns, episode_lengths=lengths, stats=stats)
+        try:
+            reply = self.client.push(request)
+        except ServerUnavailable as err:
+            # The gradient is lost (and stale by now); re-pull with retries, then carry on.
+            self.counters.failed_pushes += 1
+            log.warning("worker %d: push failed (%s); re-pulling", self.worker_id, err)
+            return self._pull(agent)
+        self.counters.pushes += 1
+        self.counters.env_steps += env_steps
+        agent.flat.load(reply.params.data)
+        self.version = reply.version
+        return reply.stop
+
+
+def run_worker(client: PSClient) -> ActorLearner:
+    learner = ActorLearner(client)
+    learner.run()
+    return learner
+
+
+__all__ = ["ActorLearner", "run_worker", "ServerRefused", "ServerUnavailable"]
