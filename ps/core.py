@@ -19,6 +19,7 @@ from . import optim
 from .config import RunSpec, ServerConfig
 from .episodes import EpisodeWindow
 from .errors import invalid, precondition, unknown_worker
+from .events import Observer, PushEvent
 from .layout import Layout
 from .pushlog import PushLog
 from .staleness import StalenessStats, staleness
@@ -55,9 +56,8 @@ class ParameterServer:
         self._lock = threading.Lock()
         self.layout: Layout | None = None
         self.theta: np.ndarray | None = None      # the one flat float32 parameter buffer
-        self._g: np.ndarray | None = None          # shared RMSProp statistics
+        self.optimizer = None                       # made when the layout is adopted (ps.optim)
         self._d: np.ndarray | None = None          # work buffer for the incoming gradient
-        self._scratch: np.ndarray | None = None
         self.version = 0
         self.global_step = 0
         self.workers = WorkerRegistry()
@@ -70,12 +70,16 @@ class ParameterServer:
         self.target_reached_at: tuple[float, int] | None = None  # (seconds, env steps)
         self.pushlog = PushLog(self.run_dir / "pushes.csv")
         self.apply_seconds_total = 0.0
+        self.observers: list[Observer] = []
 
     # --- worker calls -------------------------------------------------------------------------
     def register(self, host: str, pid: int) -> tuple[int, int]:
         """May run concurrently. Returns (worker_id, seed)."""
         with self._lock:
             info = self.workers.add(host[:253], pid, lambda wid: derive_seed(self.spec.seed, wid))
+            if self.optimizer is not None:
+                self.optimizer.add_worker(info.worker_id)
+            self._notify_workers()
         log.info("worker %d registered from %s (pid %d)", info.worker_id, info.host, pid)
         return info.worker_id, info.seed
 
@@ -113,10 +117,11 @@ class ParameterServer:
             version_at_apply = self.version
             st = staleness(version_at_apply, base_version)
             lr = optim.linear_lr(self.spec.lr, self.global_step, self.spec.total_steps)
+            apply_start = time.perf_counter()
             np.copyto(self._d, d, casting="same_kind")
             optim.clip_by_global_norm(self._d, self.spec.max_grad_norm, norm)
-            optim.shared_rmsprop(self.theta, self._g, self._d, lr, self.spec.rmsprop_alpha,
-                                 self.spec.rmsprop_eps, self._scratch)
+            self.optimizer.apply(self.theta, self._d, lr, worker_id)
+            apply_seconds = time.perf_counter() - apply_start
             self.version += 1
             self.global_step += env_steps
             self.staleness.record(st)
@@ -129,9 +134,18 @@ class ParameterServer:
             self._check_stop()
             params = self.theta.tobytes()
             version, global_step, stop = self.version, self.global_step, self.stopped.is_set()
-            self.apply_seconds_total += time.perf_counter() - start
-        self.pushlog.append((round(time.time(), 4), worker_id, base_version, version_at_apply, st,
+            mean100 = self.episodes.mean
+            self.apply_seconds_total += apply_seconds
+        event = PushEvent(time=time.time(), worker_id=worker_id, base_version=base_version,
+                          version_at_apply=version_at_apply, staleness=st, applied=True, dropped_reason="",
+                          env_steps=env_steps, global_step=global_step, version=version, grad_norm=norm,
+                          learning_rate=lr, server_seconds=time.perf_counter() - start,
+                          apply_seconds=apply_seconds, episode_returns=tuple(returns),
+                          episode_lengths=tuple(lengths), stats=dict(stats), mean100=mean100)
+        self.pushlog.append((round(event.time, 4), worker_id, base_version, version_at_apply, st,
                              env_steps, round(norm, 6), lr, 1))
+        for observer in self.observers:
+            observer.on_push(event)
         return PushResult(True, "", version, params, st, stop, global_step, lr)
 
     def heartbeat(self, worker_id: int) -> bool:
@@ -145,12 +159,15 @@ class ParameterServer:
             if info is not None:
                 info.connected = False
                 info.left_reason = reason[:100] or "left"
+                self._worker_gone(worker_id)
         log.info("worker %d left (%s)", worker_id, reason or "left")
 
     # --- server-side ----------------------------------------------------------------------------
     def expire_workers(self) -> None:
         with self._lock:
             gone = self.workers.expire(self.config.worker_timeout_seconds)
+            for wid in gone:
+                self._worker_gone(wid)
         for wid in gone:
             log.warning("worker %d silent for %.0f s: dropped from the connected set",
                         wid, self.config.worker_timeout_seconds)
@@ -200,6 +217,8 @@ class ParameterServer:
 
     def close(self) -> None:
         self.pushlog.close()
+        for observer in self.observers:
+            observer.close()
 
     # --- helpers (caller holds the lock) -------------------------------------------------------
     def _known(self, worker_id: int):
@@ -218,9 +237,20 @@ class ParameterServer:
             self._count("non_finite")
             raise invalid("non_finite", "initial parameters contain NaN or Inf")
         self.layout, self.theta = layout, theta
-        self._g = np.zeros_like(theta)
+        self.optimizer = optim.make_optimizer(self.spec, theta.size)
+        for worker_id in self.workers.workers:
+            self.optimizer.add_worker(worker_id)
         self._d = np.zeros_like(theta)
-        self._scratch = np.zeros_like(theta)
+
+    def _worker_gone(self, worker_id: int) -> None:
+        if self.optimizer is not None:
+            self.optimizer.remove_worker(worker_id)
+        self._notify_workers()
+
+    def _notify_workers(self) -> None:
+        connected = [w.worker_id for w in self.workers.connected]
+        for observer in self.observers:
+            observer.on_workers(len(connected), connected)
 
     def _check_stop(self) -> None:
         mean100 = self.episodes.mean
@@ -240,6 +270,8 @@ class ParameterServer:
 
     def _count(self, reason: str) -> None:
         self.rejected[reason] = self.rejected.get(reason, 0) + 1
+        for observer in self.observers:
+            observer.on_reject(reason)
 
     def _count_locked(self, reason: str) -> None:
         with self._lock:

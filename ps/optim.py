@@ -42,3 +42,39 @@ def shared_rmsprop(theta: np.ndarray, g: np.ndarray, d: np.ndarray, lr: float,
     np.divide(d, scratch, out=scratch)
     scratch *= lr
     theta -= scratch
+
+
+class SharedRMSProp:
+    """The paper's default optimizer: one statistics vector g shared by all workers.
+
+    Optimizers share one small interface so the server can swap them: apply(), per-worker hooks,
+    and state()/load_state() for checkpoints.
+    """
+
+    name = "shared-rmsprop"
+
+    def __init__(self, size: int, alpha: float, eps: float) -> None:
+        self.alpha, self.eps = alpha, eps
+        self.g = np.zeros(size, dtype=np.float32)
+        self._scratch = np.zeros(size, dtype=np.float32)
+
+    def apply(self, theta: np.ndarray, d: np.ndarray, lr: float, worker_id: int) -> None:
+        """Not thread-safe: the caller holds the server lock."""
+        shared_rmsprop(theta, self.g, d, lr, self.alpha, self.eps, self._scratch)
+
+    def add_worker(self, worker_id: int) -> None:
+        """Called at registration (per-worker optimizers create their state here)."""
+
+    def remove_worker(self, worker_id: int) -> None:
+        """Called when a worker leaves or times out."""
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {"g": self.g}
+
+    def load_state(self, state: dict[str, np.ndarray]) -> None:
+        np.copyto(self.g, state["g"])
+
+
+def make_optimizer(spec, size: int):
+    """The optimizer the run spec names."""
+    return SharedRMSProp(size, spec.rmsprop_alpha, spec.rmsprop_eps)

@@ -1,0 +1,140 @@
+"""Each bad input against the real server: a clear status, a counted rejection, parameters untouched."""
+import hashlib
+import json
+import subprocess
+import time
+
+import grpc
+import numpy as np
+import pytest
+
+from ps.api.convert import layout_to_proto
+from ps.api.v1 import parameter_server_pb2 as pb
+from ps.layout import Layout
+from tests.conftest import cli, kill, start_server
+
+LAYOUT = Layout.from_pairs([("w", (4, 2)), ("b", (2,))])
+N = LAYOUT.size
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    server = start_server(tmp_path_factory.mktemp("bad") / "run", "--total-steps", "1000000")
+    yield server
+    kill(server.proc)
+
+
+@pytest.fixture
+def joined(served, stub_for):
+    stub = stub_for(served.address)
+    reg = stub.Register(pb.RegisterRequest(host="test", pid=1), timeout=5)
+    init = np.linspace(-1, 1, N, dtype=np.float32).tobytes()
+    stub.Pull(pb.PullRequest(worker_id=reg.worker_id, layout=layout_to_proto(LAYOUT),
+                             initial_params=pb.Tensor(data=init, shape=[N], dtype="float32")), timeout=5)
+    return stub, reg.worker_id
+
+
+def _params_hash(stub, wid):
+    reply = stub.Pull(pb.PullRequest(worker_id=wid, layout=layout_to_proto(LAYOUT)), timeout=5)
+    return hashlib.sha256(reply.params.data).hexdigest(), reply.version
+
+
+def _rejected(stub):
+    return json.loads(stub.Status(pb.StatusRequest(), timeout=5).status_json)["rejected"]
+
+
+BAD_PUSHES = {
+    "wrong length": (lambda: np.ones(N + 1, np.float32).tobytes(), "float32", 0, "bad_length", "elements"),
+    "float64 payload": (lambda: np.ones(N, np.float64).tobytes(), "float64", 0, "bad_dtype", "dtype"),
+    "NaN": (lambda: np.full(N, np.nan, np.float32).tobytes(), "float32", 0, "non_finite", "NaN"),
+    "Inf": (lambda: np.array([np.inf] + [0] * (N - 1), np.float32).tobytes(), "float32", 0, "non_finite", "Inf"),
+    "future version": (lambda: np.ones(N, np.float32).tobytes(), "float32", 10**6, "bad_version", "base_version"),
+    "odd byte count": (lambda: b"\x00" * (4 * N - 1), "float32", 0, "bad_length", "whole number"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_PUSHES, ids=list(BAD_PUSHES))
+def test_bad_push_is_refused_counted_and_changes_nothing(joined, case):
+    stub, wid = joined
+    make, dtype, base, reason, words = BAD_PUSHES[case]
+    before, version = _params_hash(stub, wid)
+    count = _rejected(stub).get(reason, 0)
+    with pytest.raises(grpc.RpcError) as err:
+        stub.Push(pb.PushRequest(worker_id=wid, base_version=base,
+                                 gradients=pb.Tensor(data=make(), shape=[N], dtype=dtype), env_steps=5), timeout=5)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert words in err.value.details()
+    assert "\n" not in err.value.details()
+    assert _rejected(stub)[reason] == count + 1
+    assert _params_hash(stub, wid) == (before, version)
+
+
+def test_a_good_push_does_change_the_parameters(joined):
+    stub, wid = joined
+    before, version = _params_hash(stub, wid)
+    reply = stub.Push(pb.PushRequest(worker_id=wid, base_version=version,
+                                     gradients=pb.Tensor(data=np.ones(N, np.float32).tobytes(), shape=[N],
+                                                         dtype="float32"), env_steps=5), timeout=5)
+    assert reply.version == version + 1
+    assert hashlib.sha256(reply.params.data).hexdigest() != before
+
+
+def test_unknown_worker_is_refused(joined):
+    stub, _ = joined
+    with pytest.raises(grpc.RpcError) as err:
+        stub.Push(pb.PushRequest(worker_id=9999, base_version=0,
+                                 gradients=pb.Tensor(data=np.ones(N, np.float32).tobytes(), dtype="float32")),
+                  timeout=5)
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    assert "9999" in err.value.details()
+
+
+def test_layout_mismatch_names_both_hashes(joined):
+    stub, _ = joined
+    other = Layout.from_pairs([("w", (4, 3))])
+    reg = stub.Register(pb.RegisterRequest(host="test", pid=2), timeout=5)
+    with pytest.raises(grpc.RpcError) as err:
+        stub.Pull(pb.PullRequest(worker_id=reg.worker_id, layout=layout_to_proto(other)), timeout=5)
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert other.hash in err.value.details() and LAYOUT.hash in err.value.details()
+
+
+def test_worker_run_against_a_missing_server_names_the_address_and_exits_nonzero():
+    start = time.monotonic()
+    out = subprocess.run([cli("worker-run"), "--ps", "127.0.0.1:1", "--connect-timeout", "2"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0
+    assert "127.0.0.1:1" in out.stderr and "unreachable" in out.stderr
+    assert "Traceback" not in out.stderr
+    assert time.monotonic() - start >= 2
+
+
+def test_worker_whose_server_goes_away_mid_run_exits_nonzero(tmp_path):
+    server = start_server(tmp_path / "run", "--total-steps", "100000000", "--target-return", "none")
+    worker = subprocess.Popen([cli("worker-run"), "--ps", server.address, "--connect-timeout", "2"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (server.run_dir / "pushes.csv").read_text().count("\n") > 3:
+            time.sleep(0.2)
+        server.proc.kill()
+        _, err = worker.communicate(timeout=60)
+        assert worker.returncode != 0
+        assert server.address in err and "Traceback" not in err
+    finally:
+        kill(worker)
+        kill(server.proc)
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--env", "NoSuchEnv-v9"], "NoSuchEnv-v9"),
+    (["--algo", "sarsa-lambda"], "a3c"),
+    (["--env", "Pendulum-v1", "--algo", "a3c"], "Pendulum-v1"),
+    (["--t-max", "0"], "--t-max"),
+])
+def test_ps_serve_refuses_bad_configuration_in_one_line(tmp_path, args, words):
+    out = subprocess.run([cli("ps-serve"), "--port", "0", "--run-dir", str(tmp_path), *args],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    assert words in out.stderr and "Traceback" not in out.stderr
+    assert out.stderr.strip().splitlines()[-1].startswith("ps-serve: error:")
