@@ -53,14 +53,16 @@ class RegisterReply(_message.Message):
     def __init__(self, worker_id: _Optional[int] = ..., seed: _Optional[int] = ..., run_spec_json: _Optional[str] = ..., incarnation: _Optional[str] = ...) -> None: ...
 
 class PullRequest(_message.Message):
-    __slots__ = ("worker_id", "layout", "initial_params")
+    __slots__ = ("worker_id", "layout", "initial_params", "incarnation")
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     LAYOUT_FIELD_NUMBER: _ClassVar[int]
     INITIAL_PARAMS_FIELD_NUMBER: _ClassVar[int]
+    INCARNATION_FIELD_NUMBER: _ClassVar[int]
     worker_id: int
     layout: Layout
     initial_params: Tensor
-    def __init__(self, worker_id: _Optional[int] = ..., layout: _Optional[_Union[Layout, _Mapping]] = ..., initial_params: _Optional[_Union[Tensor, _Mapping]] = ...) -> None: ...
+    incarnation: str
+    def __init__(self, worker_id: _Optional[int] = ..., layout: _Optional[_Union[Layout, _Mapping]] = ..., initial_params: _Optional[_Union[Tensor, _Mapping]] = ..., incarnation: _Optional[str] = ...) -> None: ...
 
 class PullReply(_message.Message):
     __slots__ = ("params", "version", "target_params", "target_version", "stop", "global_step")
@@ -79,7 +81,7 @@ class PullReply(_message.Message):
     def __init__(self, params: _Optional[_Union[Tensor, _Mapping]] = ..., version: _Optional[int] = ..., target_params: _Optional[_Union[Tensor, _Mapping]] = ..., target_version: _Optional[int] = ..., stop: _Optional[bool] = ..., global_step: _Optional[int] = ...) -> None: ...
 
 class PushRequest(_message.Message):
-    __slots__ = ("worker_id", "base_version", "gradients", "env_steps", "episode_returns", "episode_lengths", "stats", "target_version")
+    __slots__ = ("worker_id", "base_version", "gradients", "env_steps", "episode_returns", "episode_lengths", "stats", "target_version", "incarnation")
     class StatsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -95,6 +97,7 @@ class PushRequest(_message.Message):
     EPISODE_LENGTHS_FIELD_NUMBER: _ClassVar[int]
     STATS_FIELD_NUMBER: _ClassVar[int]
     TARGET_VERSION_FIELD_NUMBER: _ClassVar[int]
+    INCARNATION_FIELD_NUMBER: _ClassVar[int]
     worker_id: int
     base_version: int
     gradients: Tensor
@@ -103,7 +106,8 @@ class PushRequest(_message.Message):
     episode_lengths: _containers.RepeatedScalarFieldContainer[int]
     stats: _containers.ScalarMap[str, float]
     target_version: int
-    def __init__(self, worker_id: _Optional[int] = ..., base_version: _Optional[int] = ..., gradients: _Optional[_Union[Tensor, _Mapping]] = ..., env_steps: _Optional[int] = ..., episode_returns: _Optional[_Iterable[float]] = ..., episode_lengths: _Optional[_Iterable[int]] = ..., stats: _Optional[_Mapping[str, float]] = ..., target_version: _Optional[int] = ...) -> None: ...
+    incarnation: str
+    def __init__(self, worker_id: _Optional[int] = ..., base_version: _Optional[int] = ..., gradients: _Optional[_Union[Tensor, _Mapping]] = ..., env_steps: _Optional[int] = ..., episode_returns: _Optional[_Iterable[float]] = ..., episode_lengths: _Optional[_Iterable[int]] = ..., stats: _Optional[_Mapping[str, float]] = ..., target_version: _Optional[int] = ..., incarnation: _Optional[str] = ...) -> None: ...
 
 class PushReply(_message.Message):
     __slots__ = ("applied", "dropped_reason", "version", "params", "staleness", "stop", "global_step", "target_version", "target_params", "learning_rate")
@@ -130,10 +134,12 @@ class PushReply(_message.Message):
     def __init__(self, applied: _Optional[bool] = ..., dropped_reason: _Optional[str] = ..., version: _Optional[int] = ..., params: _Optional[_Union[Tensor, _Mapping]] = ..., staleness: _Optional[int] = ..., stop: _Optional[bool] = ..., global_step: _Optional[int] = ..., target_version: _Optional[int] = ..., target_params: _Optional[_Union[Tensor, _Mapping]] = ..., learning_rate: _Optional[float] = ...) -> None: ...
 
 class HeartbeatRequest(_message.Message):
-    __slots__ = ("worker_id",)
+    __slots__ = ("worker_id", "incarnation")
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    INCARNATION_FIELD_NUMBER: _ClassVar[int]
     worker_id: int
-    def __init__(self, worker_id: _Optional[int] = ...) -> None: ...
+    incarnation: str
+    def __init__(self, worker_id: _Optional[int] = ..., incarnation: _Optional[str] = ...) -> None: ...
 
 class HeartbeatReply(_message.Message):
     __slots__ = ("stop",)
