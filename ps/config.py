@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 ALGORITHMS = ("a3c", "one-step-q", "one-step-sarsa", "n-step-q")
 VALUE_BASED = ("one-step-q", "one-step-sarsa", "n-step-q")
+NETWORKS = ("auto", "mlp", "atari", "minatar")  # worker/models.py builds each
 
 
 class ConfigError(ValueError):
@@ -54,7 +55,31 @@ class RunSpec:
     target_return: float | None = 475.0
     """Stop when the mean return of the last 100 episodes reaches this; None to run to total_steps."""
 
+    # --- optimizers and synchronous mode (the paper's comparisons) ---
+    optimizer: str = "shared-rmsprop"
+    """Update rule on the server: shared-rmsprop (the paper's best), rmsprop (statistics per worker) or momentum-sgd (momentum per worker)."""
+    momentum: float = 0.9
+    """Momentum decay alpha of momentum-sgd: m = alpha*m + (1-alpha)*d."""
+    sync: bool = False
+    """Synchronous (A2C-like) mode: wait for one push from every live worker, apply their sum once, release them."""
+    sync_timeout: float = 10.0
+    """In --sync mode, seconds a round waits for a slow or dead worker before applying without it."""
+
+    # --- staleness policies ---
+    max_staleness: int = 0
+    """Drop pushes whose staleness exceeds this many versions (the worker gets fresh weights); 0 = no bound."""
+    staleness_lr: str = "none"
+    """Learning rate per push: none (the paper's plain update) or inverse (lr(T) / max(1, staleness), Zhang et al. 2016)."""
+
+    # --- domains: Atari, MinAtar, continuous control (network choice; env-family defaults in ps/families.py) ---
+    network: str = "auto"
+    """Network: auto (from the observation space), mlp, atari (the paper's conv net) or minatar (a small conv net)."""
+    lstm: bool = False
+    """Add an LSTM of 256 cells after the torso (the paper's A3C LSTM); its state is carried across rollouts."""
+
     def __post_init__(self) -> None:
+        if self.network not in NETWORKS:
+            raise ConfigError(f"unknown --network {self.network!r}: choose one of {', '.join(NETWORKS)}")
         if self.algo not in ALGORITHMS:
             raise ConfigError(f"unknown --algo {self.algo!r}: choose one of {', '.join(ALGORITHMS)}")
         _positive(self, "t_max", "envs_per_worker", "lr", "total_steps", "hidden_size", "hidden_layers")
@@ -64,6 +89,18 @@ class RunSpec:
             raise ConfigError(f"--rmsprop-alpha must be in [0, 1), got {self.rmsprop_alpha}")
         if self.rmsprop_eps <= 0:
             raise ConfigError(f"--rmsprop-eps must be > 0, got {self.rmsprop_eps}")
+        from .optim import OPTIMIZERS
+        from .staleness_policy import STALENESS_LR
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"unknown --optimizer {self.optimizer!r}: choose one of {', '.join(OPTIMIZERS)}")
+        if self.staleness_lr not in STALENESS_LR:
+            raise ConfigError(f"unknown --staleness-lr {self.staleness_lr!r}: choose one of {', '.join(STALENESS_LR)}")
+        if self.max_staleness < 0:
+            raise ConfigError(f"--max-staleness must be >= 0 (0 = no bound), got {self.max_staleness}")
+        if not 0.0 <= self.momentum < 1.0:
+            raise ConfigError(f"--momentum must be in [0, 1), got {self.momentum}")
+        if self.sync_timeout <= 0:
+            raise ConfigError(f"--sync-timeout must be > 0, got {self.sync_timeout}")
         if self.max_grad_norm < 0 or self.entropy_beta < 0 or self.value_coef < 0:
             raise ConfigError("--max-grad-norm, --entropy-beta and --value-coef must be >= 0")
 
@@ -112,9 +149,31 @@ class ServerConfig:
     """After the run ends, how long to wait for workers to hear 'stop' before exiting."""
     worker_timeout_seconds: float = 30.0
     """A worker silent for this long is dropped from the connected set."""
+    # --- observability (metrics, status, TensorBoard, report) ---
+    metrics_port: int = -1
+    """Port of the Prometheus /metrics endpoint (on --host); -1 turns it off, 0 picks a free one (written to run_dir/metrics_port)."""
+    # --- faults, checkpoints and security (ps/checkpoint.py, ps/auth.py) ---
+    checkpoint_every_seconds: float = 30.0
+    """Write a checkpoint (parameters, optimizer statistics, T, version ...) this often, and at stop; 0 = only at stop."""
+    fresh: bool = False
+    """Start over even if run_dir holds a checkpoint (the old one is moved to run_dir/replaced-<time>/)."""
+    token_file: str = ""
+    """File holding the shared token every call must carry (or set A3C_TOKEN); empty and no A3C_TOKEN = no authentication."""
+    insecure: bool = False
+    """Allow binding a non-loopback --host without a token."""
+    tls_cert: str = ""
+    """PEM certificate chain for TLS (with --tls-key); empty = plaintext."""
+    tls_key: str = ""
+    """PEM private key for TLS (with --tls-cert)."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"--port must be in 0..65535, got {self.port}")
         if self.max_message_bytes < 4 * 1024 * 1024:
             raise ConfigError("--max-message-bytes must be at least 4 MiB")
+        if not -1 <= self.metrics_port <= 65535:
+            raise ConfigError(f"--metrics-port must be -1 (off) or in 0..65535, got {self.metrics_port}")
+        if self.checkpoint_every_seconds < 0 or self.worker_timeout_seconds <= 0:
+            raise ConfigError("--checkpoint-every must be >= 0 and --worker-timeout > 0")
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ConfigError("--tls-cert and --tls-key go together: give both or neither")

@@ -18,11 +18,13 @@ import numpy as np
 from . import optim
 from .config import RunSpec, ServerConfig
 from .episodes import EpisodeWindow
-from .errors import invalid, precondition, unknown_worker
+from .errors import RequestError, invalid, precondition, unknown_worker
 from .events import Observer, PushEvent
 from .layout import Layout
 from .pushlog import PushLog
 from .staleness import StalenessStats, staleness
+from .staleness_policy import decide
+from .sync_round import SyncRound
 from .validate import check_counts, decode_gradient
 from .workers import WorkerRegistry
 
@@ -39,6 +41,16 @@ class PushResult:
     stop: bool
     global_step: int
     learning_rate: float
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    applied: bool
+    dropped_reason: str
+    version_at_apply: int
+    staleness: int
+    learning_rate: float
+    apply_seconds: float
 
 
 def derive_seed(run_seed: int, worker_id: int) -> int:
@@ -64,6 +76,9 @@ class ParameterServer:
         self.staleness = StalenessStats()
         self.episodes = EpisodeWindow()
         self.rejected: dict[str, int] = {}
+        self.dropped: dict[str, int] = {}          # valid pushes a staleness policy declined, by reason
+        self._round: SyncRound | None = None       # --sync only
+        self._round_done = threading.Condition(self._lock)
         self.stop_reason = ""
         self.stopped = threading.Event()
         self.started_at = time.monotonic()
@@ -114,39 +129,93 @@ class ParameterServer:
             if not 0 <= base_version <= self.version:
                 self._count("bad_version")
                 raise invalid("bad_version", f"base_version {base_version} is outside 0..{self.version} (the current version)")
-            version_at_apply = self.version
-            st = staleness(version_at_apply, base_version)
-            lr = optim.linear_lr(self.spec.lr, self.global_step, self.spec.total_steps)
-            apply_start = time.perf_counter()
-            np.copyto(self._d, d, casting="same_kind")
-            optim.clip_by_global_norm(self._d, self.spec.max_grad_norm, norm)
-            self.optimizer.apply(self.theta, self._d, lr, worker_id)
-            apply_seconds = time.perf_counter() - apply_start
-            self.version += 1
             self.global_step += env_steps
-            self.staleness.record(st)
             info.pushes += 1
             info.env_steps += env_steps
-            info.staleness_sum += st
             info.stats = {k: float(v) for k, v in list(stats.items())[:32]}
             for r in returns:
                 self.episodes.add(r)
+            if self.spec.sync:
+                outcome = self._join_round(worker_id, base_version, d, norm)
+            else:
+                outcome = self._apply_async(worker_id, base_version, d, norm)
+            if outcome.applied:
+                self.staleness.record(outcome.staleness)
+                info.staleness_sum += outcome.staleness
+            else:
+                self.dropped[outcome.dropped_reason] = self.dropped.get(outcome.dropped_reason, 0) + 1
+                info.dropped += 1
             self._check_stop()
             params = self.theta.tobytes()
             version, global_step, stop = self.version, self.global_step, self.stopped.is_set()
             mean100 = self.episodes.mean
-            self.apply_seconds_total += apply_seconds
+            self.apply_seconds_total += outcome.apply_seconds
         event = PushEvent(time=time.time(), worker_id=worker_id, base_version=base_version,
-                          version_at_apply=version_at_apply, staleness=st, applied=True, dropped_reason="",
+                          version_at_apply=outcome.version_at_apply, staleness=outcome.staleness,
+                          applied=outcome.applied, dropped_reason=outcome.dropped_reason,
                           env_steps=env_steps, global_step=global_step, version=version, grad_norm=norm,
-                          learning_rate=lr, server_seconds=time.perf_counter() - start,
-                          apply_seconds=apply_seconds, episode_returns=tuple(returns),
+                          learning_rate=outcome.learning_rate, server_seconds=time.perf_counter() - start,
+                          apply_seconds=outcome.apply_seconds, episode_returns=tuple(returns),
                           episode_lengths=tuple(lengths), stats=dict(stats), mean100=mean100)
-        self.pushlog.append((round(event.time, 4), worker_id, base_version, version_at_apply, st,
-                             env_steps, round(norm, 6), lr, 1))
+        self.pushlog.append((round(event.time, 4), worker_id, base_version, outcome.version_at_apply,
+                             outcome.staleness, env_steps, round(norm, 6), outcome.learning_rate,
+                             int(outcome.applied)))
         for observer in self.observers:
             observer.on_push(event)
-        return PushResult(True, "", version, params, st, stop, global_step, lr)
+        return PushResult(outcome.applied, outcome.dropped_reason, version, params, outcome.staleness, stop,
+                          global_step, outcome.learning_rate)
+
+    def _apply_async(self, worker_id: int, base_version: int, d, norm: float) -> "_Outcome":
+        """The paper's asynchronous update, one push at a time, through the staleness policy."""
+        version_at_apply = self.version
+        st = staleness(version_at_apply, base_version)
+        lr = optim.linear_lr(self.spec.lr, self.global_step, self.spec.total_steps)
+        decision = decide(st, lr, self.spec.max_staleness, self.spec.staleness_lr)
+        if not decision.apply:
+            return _Outcome(False, decision.dropped_reason, version_at_apply, st, 0.0, 0.0)
+        apply_start = time.perf_counter()
+        np.copyto(self._d, d, casting="same_kind")
+        optim.clip_by_global_norm(self._d, self.spec.max_grad_norm, norm)
+        self.optimizer.apply(self.theta, self._d, decision.learning_rate, worker_id)
+        self.version += 1
+        return _Outcome(True, "", version_at_apply, st, decision.learning_rate, time.perf_counter() - apply_start)
+
+    def _join_round(self, worker_id: int, base_version: int, d, norm: float) -> "_Outcome":
+        """Synchronous mode: add to the round, wait until every live worker has pushed (or the
+        timeout drops the missing ones), then return with the round's single update applied."""
+        rnd = self._round
+        rnd.add(worker_id, base_version, d)
+        my_round = rnd.round_id
+        deadline = time.monotonic() + self.spec.sync_timeout
+        if rnd.complete(self._live_ids()):
+            self._apply_round()
+        while rnd.round_id == my_round:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                missing = rnd.drop_missing(self._live_ids())
+                if missing:
+                    log.warning("sync round %d: no push from workers %s within %.1f s; applying without them",
+                                my_round, missing, self.spec.sync_timeout)
+                self._apply_round()
+                break
+            self._round_done.wait(remaining)
+        version_at_apply, lr, seconds = rnd.results[my_round]
+        return _Outcome(True, "", version_at_apply, staleness(version_at_apply, base_version), lr, seconds)
+
+    def _apply_round(self) -> None:
+        """Apply the round's summed gradient once (caller holds the lock) and release its waiters."""
+        rnd = self._round
+        start = time.perf_counter()
+        lr = optim.linear_lr(self.spec.lr, self.global_step, self.spec.total_steps)
+        norm = float(np.linalg.norm(rnd.sum))
+        optim.clip_by_global_norm(rnd.sum, self.spec.max_grad_norm, norm)
+        self.optimizer.apply(self.theta, rnd.sum, lr, 0)  # one update for the round: one optimizer state
+        rnd.finish(self.version, lr, time.perf_counter() - start)
+        self.version += 1
+        self._round_done.notify_all()
+
+    def _live_ids(self) -> set[int]:
+        return {w.worker_id for w in self.workers.connected}
 
     def heartbeat(self, worker_id: int) -> bool:
         with self._lock:
@@ -182,6 +251,12 @@ class ParameterServer:
 
     def status(self) -> dict:
         """A consistent snapshot of the run, the document behind Status, summary.json and progress."""
+        doc = self._status_locked()
+        for observer in self.observers:  # live figures kept by observers (rates ...), outside the lock
+            doc.update(observer.status_fields())
+        return doc
+
+    def _status_locked(self) -> dict:
         with self._lock:
             now = time.monotonic()
             mean100 = self.episodes.mean
@@ -200,6 +275,8 @@ class ParameterServer:
                 "learning_rate": optim.linear_lr(self.spec.lr, self.global_step, self.spec.total_steps),
                 "staleness": self.staleness.summary(),
                 "rejected": dict(self.rejected),
+                "dropped": dict(self.dropped),
+                "sync_round_timeouts": self._round.timeouts if self._round else 0,
                 "stop_reason": self.stop_reason,
                 "solved": self.target_reached_at is not None,
                 "time_to_target_seconds": None if self.target_reached_at is None else round(self.target_reached_at[0], 3),
@@ -214,6 +291,58 @@ class ParameterServer:
     def params_snapshot(self) -> tuple[Layout | None, np.ndarray | None]:
         with self._lock:
             return self.layout, None if self.theta is None else self.theta.copy()
+
+    # --- checkpoints (ps/checkpoint.py writes and verifies the files) --------------------------
+    def state_dict(self) -> dict | None:
+        """May run concurrently. Everything learned, copied under the lock: {"arrays", "meta"}; None
+        before any parameters exist. A feature with more state adds its arrays and meta keys here
+        (e.g. arrays["target"] + meta["target_version"]; list flat-sized arrays in meta["flat_arrays"]
+        so a checkpoint whose sizes do not fit its layout is refused) and reads them back below."""
+        with self._lock:
+            if self.layout is None:
+                return None
+            arrays = {"theta": self.theta.copy()}
+            arrays.update({f"opt.{k}": np.array(v, copy=True) for k, v in self.optimizer.state().items()})
+            meta = {"version": self.version, "global_step": self.global_step, "run_spec": json.loads(self.spec.to_json()),
+                    "layout": self.layout.to_dict(), "layout_hash": self.layout.hash, "flat_arrays": [],
+                    "episodes": {"returns": list(self.episodes.returns), "count": self.episodes.episodes,
+                                 "best_mean100": self.episodes.best_mean100},
+                    "staleness_counts": {str(k): v for k, v in self.staleness.counts.items()},
+                    "rejected": dict(self.rejected), "dropped": dict(self.dropped),
+                    "wall_seconds": time.monotonic() - self.started_at,
+                    "target_reached_at": self.target_reached_at, "next_worker_id": self.workers._next_id}
+            return {"arrays": arrays, "meta": meta}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore a state_dict() (at start, before serving): T, version, lr schedule and statistics continue."""
+        arrays, meta = state["arrays"], state["meta"]
+        with self._lock:
+            layout = Layout.from_pairs((e["name"], e["shape"]) for e in meta["layout"])
+            self._adopt(layout, arrays["theta"].astype("<f4").tobytes())
+            self.optimizer.load_state({k[4:]: v for k, v in arrays.items() if k.startswith("opt.")})
+            self.version, self.global_step = int(meta["version"]), int(meta["global_step"])
+            for r in meta["episodes"]["returns"]:
+                self.episodes.returns.append(float(r))
+            self.episodes.episodes = int(meta["episodes"]["count"])
+            self.episodes.best_mean100 = meta["episodes"]["best_mean100"]
+            self.staleness.counts.update({int(k): int(v) for k, v in meta["staleness_counts"].items()})
+            self.staleness.total = sum(self.staleness.counts.values())
+            self.rejected.update(meta["rejected"])
+            self.dropped.update(meta.get("dropped", {}))
+            self.started_at = time.monotonic() - float(meta["wall_seconds"])
+            self.target_reached_at = tuple(meta["target_reached_at"]) if meta["target_reached_at"] else None
+            self.workers._next_id = int(meta["next_worker_id"])  # ids stay unique across restarts
+
+    def check_incarnation(self, incarnation: str) -> None:
+        """May run concurrently. A worker id from another incarnation of this server is unknown here."""
+        if incarnation and incarnation != self.incarnation:
+            self._count_locked("unknown_worker")
+            raise RequestError("NOT_FOUND", "unknown_worker", f"incarnation {incarnation[:16]!r} is not this "
+                               f"server's ({self.incarnation}): the server restarted; register again")
+
+    def count_rejection(self, reason: str) -> None:
+        """May run concurrently. Count a request refused outside the core (auth, size, servicer checks)."""
+        self._count_locked(reason)
 
     def close(self) -> None:
         self.pushlog.close()
@@ -241,10 +370,14 @@ class ParameterServer:
         for worker_id in self.workers.workers:
             self.optimizer.add_worker(worker_id)
         self._d = np.zeros_like(theta)
+        if self.spec.sync:
+            self._round = SyncRound(theta.size)
 
     def _worker_gone(self, worker_id: int) -> None:
         if self.optimizer is not None:
             self.optimizer.remove_worker(worker_id)
+        if self._round is not None and self._round.complete(self._live_ids()):
+            self._apply_round()  # the round was waiting only for the worker that left
         self._notify_workers()
 
     def _notify_workers(self) -> None:
@@ -267,6 +400,9 @@ class ParameterServer:
             self.stop_reason = reason
             self.stopped.set()
             log.info("stopping: %s", reason)
+            if self._round is not None and self._round.members:
+                self._apply_round()  # release workers waiting in a round: they will hear 'stop'
+
 
     def _count(self, reason: str) -> None:
         self.rejected[reason] = self.rejected.get(reason, 0) + 1

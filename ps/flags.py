@@ -11,7 +11,8 @@ import inspect
 import textwrap
 import typing
 
-FLAG_NAMES = {"env_id": "--env", "envs_per_worker": "--envs", "run_dir": "--run-dir"}
+FLAG_NAMES = {"env_id": "--env", "envs_per_worker": "--envs", "run_dir": "--run-dir",
+              "checkpoint_every_seconds": "--checkpoint-every", "worker_timeout_seconds": "--worker-timeout"}
 
 
 def field_docs(cls) -> dict[str, str]:
@@ -46,7 +47,8 @@ def add_dataclass_flags(parser: argparse.ArgumentParser, cls, title: str) -> Non
         flag = FLAG_NAMES.get(f.name, "--" + f.name.replace("_", "-"))
         hint = hints[f.name]
         parse = {int: int, float: float, str: str, bool: _bool}.get(hint, _optional_float)
-        group.add_argument(flag, dest=f.name, type=parse, default=f.default,
+        extra = {"nargs": "?", "const": True} if hint is bool else {}  # `--sync` alone means true
+        group.add_argument(flag, dest=f.name, type=parse, default=f.default, **extra,
                            help=f"{docs.get(f.name, '')} (default: {f.default})")
 
 

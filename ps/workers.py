@@ -16,6 +16,7 @@ class WorkerInfo:
     pushes: int = 0
     env_steps: int = 0
     staleness_sum: int = 0
+    dropped: int = 0
     connected: bool = True
     left_reason: str = ""
     stats: dict = field(default_factory=dict)
@@ -23,8 +24,9 @@ class WorkerInfo:
     def to_dict(self, now: float) -> dict:
         return {
             "id": self.worker_id, "host": self.host, "pid": self.pid, "seed": self.seed,
-            "pushes": self.pushes, "env_steps": self.env_steps,
-            "mean_staleness": round(self.staleness_sum / self.pushes, 3) if self.pushes else 0.0,
+            "pushes": self.pushes, "env_steps": self.env_steps, "dropped": self.dropped,
+            "mean_staleness": round(self.staleness_sum / (self.pushes - self.dropped), 3)
+            if self.pushes > self.dropped else 0.0,
             "last_seen_seconds": round(now - self.last_seen, 3), "connected": self.connected,
             "left_reason": self.left_reason, "stats": dict(self.stats),
         }

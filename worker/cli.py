@@ -10,6 +10,7 @@ import argparse
 import logging
 import sys
 
+from .delay import InjectedDelay
 from .client import ClientConfig, PSClient, ServerRefused, ServerUnavailable
 from .loop import ActorLearner
 
@@ -22,6 +23,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="keep retrying an unreachable server this long, then exit non-zero (default 60)")
     p.add_argument("--call-timeout", type=float, default=30.0, metavar="SECONDS",
                    help="deadline of each call to the server (default 30)")
+    p.add_argument("--inject-delay-ms", default=None, metavar="MEAN[:JITTER]", type=InjectedDelay.parse,
+                   help="EXPERIMENT KNOB, off by default: sleep MEAN ms (+/- uniform JITTER ms) before each "
+                        "push, to raise staleness on one machine without root")
     p.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     return p.parse_args(argv)
 
@@ -31,7 +35,7 @@ def main(argv=None) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     client = PSClient(ClientConfig(address=args.ps, connect_timeout_seconds=args.connect_timeout,
                                    call_timeout_seconds=args.call_timeout))
-    learner = ActorLearner(client)
+    learner = ActorLearner(client, delay=args.inject_delay_ms)
     try:
         learner.run()
     except ServerUnavailable as err:

@@ -15,6 +15,7 @@ from ps.config import RunSpec
 
 from .agents import make_agent
 from .client import PSClient, ServerRefused, ServerUnavailable
+from .delay import InjectedDelay
 from .envs import EnvBatch
 
 log = logging.getLogger("worker")
@@ -25,12 +26,14 @@ class WorkerCounters:
     pushes: int = 0
     env_steps: int = 0
     failed_pushes: int = 0
+    dropped_pushes: int = 0   # pushes a server staleness policy declined (their weights were still fresh)
     re_registrations: int = 0
 
 
 class ActorLearner:
-    def __init__(self, client: PSClient) -> None:
+    def __init__(self, client: PSClient, delay: "InjectedDelay | None" = None) -> None:
         self.client = client
+        self.delay = delay
         self.counters = WorkerCounters()
         self.worker_id = 0
         self.version = 0
@@ -50,8 +53,8 @@ class ActorLearner:
             while not stop:
                 env_steps, stats = agent.learn_step(envs)
                 stop = self._push(agent, envs, env_steps, stats)
-            log.info("worker %d: server says stop after %d pushes, %d env steps",
-                     self.worker_id, self.counters.pushes, self.counters.env_steps)
+            log.info("worker %d: server says stop after %d pushes (%d dropped as too stale), %d env steps",
+                     self.worker_id, self.counters.pushes, self.counters.dropped_pushes, self.counters.env_steps)
             self.client.leave(self.worker_id, "stopped")
         finally:
             envs.close()
@@ -68,6 +71,8 @@ class ActorLearner:
                                  gradients=pb.Tensor(data=agent.flat.grads_bytes(), shape=[agent.flat.layout.size],
                                                      dtype="float32"),
                                  env_steps=env_steps, episode_returns=returns, episode_lengths=lengths, stats=stats)
+        if self.delay is not None:
+            self.delay.sleep()
         try:
             reply = self.client.push(request)
         except ServerUnavailable as err:
@@ -77,6 +82,9 @@ class ActorLearner:
             return self._pull(agent)
         self.counters.pushes += 1
         self.counters.env_steps += env_steps
+        if not reply.applied:
+            self.counters.dropped_pushes += 1
+            log.debug("worker %d: push dropped by the server (%s)", self.worker_id, reply.dropped_reason)
         agent.flat.load(reply.params.data)
         self.version = reply.version
         return reply.stop
