@@ -39,3 +39,7 @@ class Observer:
     def on_workers(self, connected: int, worker_ids: list[int]) -> None: ...
 
     def close(self) -> None: ...
+
+    def status_fields(self) -> dict:
+        """Extra live figures for the status document (called outside the server lock)."""
+        return {}
