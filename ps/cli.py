@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 
@@ -52,29 +51,6 @@ def serve_main(argv=None) -> int:
 
 
 def status_main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="ps-status", description="Show a running parameter server's status.")
-    p.add_argument("--ps", required=True, metavar="HOST:PORT")
-    p.add_argument("--json", action="store_true", help="print the status document as JSON")
-    p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the server (default 5)")
-    args = p.parse_args(argv)
-    import grpc
-
-    from .api.v1 import parameter_server_pb2 as pb
-    from .api.v1 import parameter_server_pb2_grpc as pb_grpc
-    with grpc.insecure_channel(args.ps) as channel:
-        try:
-            reply = pb_grpc.ParameterServerStub(channel).Status(pb.StatusRequest(), timeout=args.timeout)
-        except grpc.RpcError as err:
-            print(f"ps-status: error: parameter server at {args.ps}: {err.code().name}: {err.details()}",
-                  file=sys.stderr)
-            return 2
-    status = json.loads(reply.status_json)
-    if args.json:
-        print(json.dumps(status, indent=2))
-    else:
-        from .progress import progress_line, summary_lines
-        print(progress_line(status, None, 0.0))
-        for line in summary_lines(status | {"stop_reason": status.get("stop_reason") or status["state"]}):
-            print(line)
-    return 0
+    from .status_view import main
+    return main(argv)
 

@@ -12,9 +12,13 @@ import threading
 
 from .config import RunSpec, ServerConfig
 from .core import ParameterServer
+from .metrics import serve_metrics
 from .progress import ProgressReporter, summary_lines
+from .rates import RateWindow
+from .report import report_at_end
 from .server import start_server
 from .summary import summary_from_status, write_final_params, write_json_atomic
+from .tensorboard import TensorBoardWriter
 
 log = logging.getLogger("ps")
 WATCH_SECONDS = 0.25
@@ -28,6 +32,9 @@ def start_local_workers(count: int, port: int) -> list[subprocess.Popen]:
 
 def run_node(spec: RunSpec, config: ServerConfig, local_workers: int = 0) -> int:
     core = ParameterServer(spec, config)
+    core.observers += [RateWindow(), TensorBoardWriter(core.run_dir / "tb")]
+    if config.metrics_port >= 0:
+        serve_metrics(core, config.host, config.metrics_port)
     server, port, health = start_server(core)
     print(f"ps-serve: listening on {config.host}:{port}", file=sys.stderr, flush=True)
 
@@ -65,6 +72,7 @@ def run_node(spec: RunSpec, config: ServerConfig, local_workers: int = 0) -> int
     for line in summary_lines(summary):
         print(line, file=sys.stderr)
     print(f"ps-serve: wrote {core.run_dir / 'summary.json'}", file=sys.stderr)
+    report_at_end(core.run_dir)  # plots; a failure here is logged, never fails the run
     return exit_code
 
 

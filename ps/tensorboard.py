@@ -1,0 +1,121 @@
+"""TensorBoard event files under <run-dir>/tb/, written by the server (no torch, no TensorFlow).
+
+Episodes are written as they finish (charts/episode_return, charts/episode_length,
+charts/mean100_return, step = global step T). Per-push figures are aggregated over a short
+interval so the file grows with time, not with the push rate: losses/* (the mean of the loss
+terms workers send in each push's `stats`), charts/staleness_p50 and _p99, charts/learning_rate,
+charts/steps_per_second and charts/updates_per_second.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+
+from tensorboard.compat.proto import event_pb2, summary_pb2
+from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+from .events import Observer, PushEvent
+from .staleness import StalenessStats
+
+log = logging.getLogger("ps.tensorboard")
+
+INTERVAL_SECONDS = 1.0
+QUEUE_EVENTS = 4096   # the writer's queue blocks when full; keep it far from full
+
+
+def stat_tag(name: str) -> str:
+    """Loss terms go under losses/, other worker figures (epsilon ...) under charts/."""
+    return f"losses/{name}" if name.endswith("loss") or name == "entropy" else f"charts/{name}"
+
+
+class _Interval:
+    """What the pushes of one interval add up to."""
+
+    def __init__(self, start: float) -> None:
+        self.start = start
+        self.staleness = StalenessStats()
+        self.env_steps = 0
+        self.pushes = 0
+        self.stat_sums: dict[str, float] = {}
+        self.stat_counts: dict[str, int] = {}
+        self.learning_rate: float | None = None
+
+    def add(self, event: PushEvent) -> None:
+        self.pushes += 1
+        self.env_steps += event.env_steps
+        if event.applied:
+            self.staleness.record(event.staleness)
+            self.learning_rate = event.learning_rate
+        for name, value in event.stats.items():
+            self.stat_sums[name] = self.stat_sums.get(name, 0.0) + float(value)
+            self.stat_counts[name] = self.stat_counts.get(name, 0) + 1
+
+    def scalars(self, now: float) -> dict[str, float]:
+        seconds = max(now - self.start, 1e-9)
+        out = {"charts/steps_per_second": self.env_steps / seconds,
+               "charts/updates_per_second": self.pushes / seconds}
+        if self.staleness.total:
+            out["charts/staleness_p50"] = self.staleness.percentile(50)
+            out["charts/staleness_p99"] = self.staleness.percentile(99)
+        if self.learning_rate is not None:
+            out["charts/learning_rate"] = self.learning_rate
+        for name, total in self.stat_sums.items():
+            out[stat_tag(name)] = total / self.stat_counts[name]
+        return out
+
+
+class TensorBoardWriter(Observer):
+    """May run concurrently: one lock around the interval and the writer."""
+
+    def __init__(self, logdir: Path, interval_seconds: float = INTERVAL_SECONDS, clock=time.monotonic) -> None:
+        self.logdir = Path(logdir)
+        self._writer = EventFileWriter(str(self.logdir), max_queue_size=QUEUE_EVENTS, flush_secs=2)
+        self._interval_seconds = interval_seconds
+        self._clock = clock
+        self._interval = _Interval(clock())
+        self._last_step = 0
+        self._lock = threading.Lock()
+
+    def on_push(self, event: PushEvent) -> None:
+        with self._lock:
+            if self._writer is None:
+                return
+            step = event.global_step
+            for r in event.episode_returns:
+                self._scalar("charts/episode_return", r, step, event.time)
+            for n in event.episode_lengths:
+                self._scalar("charts/episode_length", n, step, event.time)
+            if event.episode_returns and event.mean100 is not None:
+                self._scalar("charts/mean100_return", event.mean100, step, event.time)
+            self._interval.add(event)
+            self._last_step = max(self._last_step, step)
+            now = self._clock()
+            if now - self._interval.start >= self._interval_seconds:
+                self._write_interval(now)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._writer is None:
+                return
+            if self._interval.pushes:
+                self._write_interval(self._clock())
+            self._writer.close()
+            self._writer = None
+
+    def _write_interval(self, now: float) -> None:
+        wall = time.time()
+        for tag, value in self._interval.scalars(now).items():
+            self._scalar(tag, value, self._last_step, wall)
+        self._interval = _Interval(now)
+
+    def _scalar(self, tag: str, value: float, step: int, wall_time: float) -> None:
+        summary = summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag=tag, simple_value=float(value))])
+        self._writer.add_event(event_pb2.Event(wall_time=wall_time, step=int(step), summary=summary))
+
+
+def attach_tensorboard(core) -> TensorBoardWriter:
+    writer = TensorBoardWriter(core.run_dir / "tb")
+    core.observers.append(writer)
+    return writer
