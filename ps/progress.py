@@ -30,6 +30,11 @@ def summary_lines(summary: dict) -> list[str]:
            if summary.get("solved") else ""),
         f"  staleness p50 {st['p50']}, p90 {st['p90']}, p99 {st['p99']}, max {st['max']}",
     ]
+    if summary.get("dropped"):
+        lines.append("  dropped by the staleness bound: "
+                     + ", ".join(f"{n:,} ({reason})" for reason, n in summary["dropped"].items()))
+    if summary.get("sync_round_timeouts"):
+        lines.append(f"  sync rounds applied without a worker (timeout): {summary['sync_round_timeouts']:,}")
     for w in summary["workers"]:
         lines.append(f"  worker {w['id']} on {w['host']}: {w['pushes']:,} pushes, {w['env_steps']:,} env steps, "
                      f"mean staleness {w['mean_staleness']}")
