@@ -132,10 +132,17 @@ def plot_learning_curve(data: RunData, summary: dict, path: Path) -> None:
         if summary.get("solved"):
             x = summary["steps_to_target"] if col == 0 else summary["time_to_target_seconds"]
             ax.axvline(x, color="tab:green", ls=":", lw=1.5, label=f"target reached at {x:,.0f}")
+        if col == 1:
+            _shade_start(ax, data)
         ax.set_xlabel(label)
+        ax.set_xlim(left=0)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("return")
     axes[0].legend(loc="upper left", fontsize=8)
+    handles, labels = axes[1].get_legend_handles_labels()
+    if "before the first push" in labels:
+        axes[1].legend([handles[labels.index("before the first push")]], ["before the first push"],
+                       loc="upper left", fontsize=8)
     m = summary.get("final_mean100")
     fig.suptitle(f"Learning curve: {summary.get('env_steps', 0):,} env steps, {summary.get('episodes', 0):,} episodes, "
                  f"final mean100 {'-' if m is None else f'{m:.1f}'}")
@@ -148,21 +155,29 @@ def plot_staleness(data: RunData, summary: dict, path: Path) -> None:
     fig, (hist_ax, time_ax) = plt.subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"width_ratios": [1, 1.4]})
     labels, counts = zip(*st["histogram"].items())
     bars = hist_ax.bar(range(len(labels)), counts, color="tab:purple")
-    hist_ax.bar_label(bars, labels=[f"{c / max(st['count'], 1):.0%}" if c else "" for c in counts], fontsize=8)
+    hist_ax.bar_label(bars, labels=[_share(c, st["count"]) for c in counts], fontsize=8)
     hist_ax.set_xticks(range(len(labels)), labels)
     hist_ax.set_xlabel("staleness (versions between pull and apply)")
     hist_ax.set_ylabel("applied pushes")
     hist_ax.set_title(f"p50 {st['p50']}  p90 {st['p90']}  p99 {st['p99']}  max {st['max']}  "
                       f"({st['count']:,} pushes)", fontsize=10)
+    top = 1.0   # the y range follows the rolling means and p99, so one outlier does not flatten the curves
     for wid in np.unique(data.worker_id):
         mine = (data.worker_id == wid) & data.applied
         t, s = data.push_time[mine], data.staleness[mine].astype(float)
-        line, = time_ax.plot(t, _rolling_mean(s, ROLLING_PUSHES), lw=1.5, label=f"worker {wid}")
-        time_ax.scatter(t, s, s=2, alpha=0.08, lw=0, color=line.get_color())
+        rolling = _rolling_mean(s, ROLLING_PUSHES)
+        line, = time_ax.plot(t, rolling, lw=1.5, label=f"worker {wid}")
+        time_ax.scatter(t, s, s=3, alpha=0.15, lw=0, color=line.get_color())
+        top = max(top, float(rolling.max()) if len(rolling) else 0.0)
+    top = 1.3 * max(top, st["p99"]) + 0.5
+    above = int((data.staleness[data.applied] > top).sum())
+    if above:
+        time_ax.text(0.01, 0.97, f"{above:,} push{'es' if above > 1 else ''} above {top:.0f} not shown (max {st['max']})",
+                     transform=time_ax.transAxes, va="top", fontsize=8)
+    time_ax.set_ylim(-0.5, top)
     time_ax.set_xlabel("wall seconds since the server started")
     time_ax.set_ylabel("staleness (versions)")
     time_ax.set_title(f"per worker: mean of the last {ROLLING_PUSHES} pushes (dots: each push)", fontsize=10)
-    time_ax.set_ylim(bottom=-0.5)
     time_ax.grid(alpha=0.3)
     if 0 < len(np.unique(data.worker_id)) <= 12:
         time_ax.legend(loc="upper right", fontsize=8, ncols=2)
@@ -183,6 +198,7 @@ def plot_throughput(data: RunData, summary: dict, path: Path) -> None:
         for ax, y, name, color in ((steps_ax, steps / width, "env steps/s", "tab:green"),
                                    (updates_ax, updates / width, "updates/s", "tab:orange")):
             ax.plot(centers, y, color=color, lw=1.5, drawstyle="steps-mid")
+            _shade_start(ax, data)
             busy = y[y > 0]
             if len(busy):
                 ax.axhline(busy.mean(), color=color, ls="--", lw=1, label=f"mean while pushing {busy.mean():,.0f}")
@@ -196,6 +212,18 @@ def plot_throughput(data: RunData, summary: dict, path: Path) -> None:
                  f"{summary.get('updates', 0) / wall:,.0f} updates/s over the whole run, "
                  f"{len(summary.get('workers', []))} workers")
     _save(fig, path)
+
+
+def _shade_start(ax, data: RunData) -> None:
+    """Grey out the time before the first push (workers starting), so it is not read as a stall."""
+    if len(data.push_time) and data.push_time[0] > 0:
+        ax.axvspan(0, data.push_time[0], color="0.92", zorder=0, label="before the first push")
+
+
+def _share(count: int, total: int) -> str:
+    if not count:
+        return ""
+    return "<1%" if count < total / 100 else f"{count / total:.0%}"
 
 
 def _bin_seconds(t: np.ndarray) -> float:

@@ -44,14 +44,14 @@ class StatusClient:
 
 
 # --- the screen ----------------------------------------------------------------------------------
-def spec_line(status: dict) -> str:
-    """The run spec in one line (`--json` has every field)."""
+def spec_lines(status: dict) -> list[str]:
+    """The run spec in two short lines (`--json` has every field)."""
     spec = status.get("run_spec", {})
     target = spec.get("target_return")
-    return (f"run  {spec.get('env_id')}  {spec.get('algo')}  seed {spec.get('seed')}  "
-            f"t_max {spec.get('t_max')} x {spec.get('envs_per_worker')} envs  lr {spec.get('lr'):g}  "
-            f"gamma {spec.get('gamma'):g}  total {spec.get('total_steps', 0):,}  "
-            f"target {'none' if target is None else f'{target:g}'}")
+    return [f"run  {spec.get('env_id')}  {spec.get('algo')}  seed {spec.get('seed')}  "
+            f"total {spec.get('total_steps', 0):,} steps  target {'none' if target is None else f'{target:g}'}",
+            f"     t_max {spec.get('t_max')} x {spec.get('envs_per_worker')} envs  lr {spec.get('lr'):g}  "
+            f"gamma {spec.get('gamma'):g}  entropy beta {spec.get('entropy_beta', 0):g}"]
 
 
 def staleness_lines(st: dict) -> list[str]:
@@ -91,7 +91,7 @@ def render(status: dict, address: str = ""):
     steps, total = status["env_steps"], status["total_steps"]
     m, best = status.get("final_mean100"), status.get("best_mean100")
     head = [
-        spec_line(status),
+        *spec_lines(status),
         f"state {status['state']}" + (f" ({status['stop_reason']})" if status.get("stop_reason") else "")
         + f"   server {address}   up {status['wall_seconds']:.0f} s",
         f"T {steps:,} / {total:,} ({100 * steps / max(total, 1):.1f}%)   version {status['version']:,}   "
