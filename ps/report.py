@@ -169,7 +169,8 @@ def plot_staleness(data: RunData, summary: dict, path: Path) -> None:
         line, = time_ax.plot(t, rolling, lw=1.5, label=f"worker {wid}")
         time_ax.scatter(t, s, s=3, alpha=0.15, lw=0, color=line.get_color())
         top = max(top, float(rolling.max()) if len(rolling) else 0.0)
-    top = 1.3 * max(top, st["p99"]) + 0.5
+    base = max(top, st["p99"])
+    top = st["max"] + 0.5 if st["max"] <= 4 * base else 1.3 * base + 0.5   # clip only far outliers
     above = int((data.staleness[data.applied] > top).sum())
     if above:
         time_ax.text(0.01, 0.97, f"{above:,} push{'es' if above > 1 else ''} above {top:.0f} not shown (max {st['max']})",
