@@ -1,0 +1,123 @@
+"""Who may talk to the parameter server: a shared token checked on every call, and TLS.
+
+The token travels as call metadata `authorization: Bearer <token>`; a server interceptor compares
+it in constant time and answers UNAUTHENTICATED (counted as rejected["unauthenticated"]) when it is
+missing or wrong. The token itself is never logged, never put in status, summaries or metrics.
+
+The standard gRPC health service (grpc.health.v1.Health) is exempt: Kubernetes' gRPC probes cannot
+send metadata, and it reveals nothing but SERVING / NOT_SERVING.
+
+Safe default: a server bound to a non-loopback address without a token refuses to start unless
+--insecure says that is intended.
+"""
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import os
+from pathlib import Path
+
+import grpc
+
+from .config import ConfigError
+
+TOKEN_ENV = "A3C_TOKEN"
+METADATA_KEY = "authorization"
+EXEMPT_PREFIX = "/grpc.health.v1.Health/"
+UNAUTHENTICATED_REASON = "unauthenticated"
+
+
+def load_token(token_file: str = "", environ=os.environ) -> str:
+    """The shared token from --token-file, else from A3C_TOKEN; "" when neither is set."""
+    if token_file:
+        try:
+            token = Path(token_file).read_text().strip()
+        except OSError as err:
+            raise ConfigError(f"cannot read --token-file {token_file}: {err.strerror}") from None
+        if not token:
+            raise ConfigError(f"--token-file {token_file} is empty")
+        return token
+    return environ.get(TOKEN_ENV, "").strip()
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a hostname: it may resolve to anything
+
+
+def check_exposure(host: str, token: str, insecure: bool) -> None:
+    """Refuse to serve a non-loopback address to anyone who can open a socket, unless told to."""
+    if not token and not insecure and not is_loopback(host):
+        raise ConfigError(f"--host {host} is reachable from other machines but no token is set: "
+                          f"pass --token-file PATH (or set {TOKEN_ENV}), or --insecure to allow it")
+
+
+def call_metadata(token: str) -> tuple[tuple[str, str], ...]:
+    """Metadata a client attaches to every call (empty without a token)."""
+    return ((METADATA_KEY, f"Bearer {token}"),) if token else ()
+
+
+class TokenInterceptor(grpc.ServerInterceptor):
+    """Lets a call through only with the right token; `on_reject(reason)` counts the others."""
+
+    def __init__(self, token: str, on_reject) -> None:
+        self._expected = f"Bearer {token}".encode()
+        self._on_reject = on_reject
+
+    def intercept_service(self, continuation, handler_call_details):
+        method = handler_call_details.method or ""
+        if method.startswith(EXEMPT_PREFIX):
+            return continuation(handler_call_details)
+        sent = dict(handler_call_details.invocation_metadata or ()).get(METADATA_KEY, "")
+        if hmac.compare_digest(sent.encode() if isinstance(sent, str) else sent, self._expected):
+            return continuation(handler_call_details)
+        self._on_reject(UNAUTHENTICATED_REASON)
+        return _deny(continuation(handler_call_details), "missing token" if not sent else "wrong token")
+
+
+def _deny(handler, why: str):
+    """A handler of the same kind as the real one that answers UNAUTHENTICATED without running it."""
+    message = f"{why}: this parameter server requires its shared token (--token-file or {TOKEN_ENV})"
+
+    def abort(_request, context):
+        context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
+
+    if handler is None:  # unknown method: let gRPC say UNIMPLEMENTED after all, still counted above
+        return None
+    kinds = {(False, False): grpc.unary_unary_rpc_method_handler,
+             (False, True): grpc.unary_stream_rpc_method_handler,
+             (True, False): grpc.stream_unary_rpc_method_handler,
+             (True, True): grpc.stream_stream_rpc_method_handler}
+    make = kinds[(handler.request_streaming, handler.response_streaming)]
+    return make(abort, request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer)
+
+
+def server_credentials(cert_file: str, key_file: str) -> grpc.ServerCredentials:
+    try:
+        key, cert = Path(key_file).read_bytes(), Path(cert_file).read_bytes()
+    except OSError as err:
+        raise ConfigError(f"cannot read TLS file {err.filename}: {err.strerror}") from None
+    return grpc.ssl_server_credentials([(key, cert)])
+
+
+def client_channel(address: str, tls_ca: str = "", options=()) -> grpc.Channel:
+    """A channel to the server: TLS verified against `tls_ca` when given, plaintext otherwise."""
+    if not tls_ca:
+        return grpc.insecure_channel(address, options=list(options))
+    try:
+        ca = Path(tls_ca).read_bytes()
+    except OSError as err:
+        raise ConfigError(f"cannot read --tls-ca {tls_ca}: {err.strerror}") from None
+    return grpc.secure_channel(address, grpc.ssl_channel_credentials(root_certificates=ca), options=list(options))
+
+
+def local_worker_args(config) -> list[str]:
+    """Flags for --local-workers so they can reach this server: its token file and, with TLS, its
+    own certificate as the CA to trust (A3C_TOKEN is inherited through the environment)."""
+    args = ["--token-file", config.token_file] if config.token_file else []
+    return args + (["--tls-ca", config.tls_cert] if config.tls_cert else [])

@@ -1,0 +1,203 @@
+"""Checkpoints: the server's whole learning state in one file, written atomically, the last 3 kept.
+
+A file is a short text header (magic, SHA-256 of the payload) followed by an uncompressed .npz
+payload: the arrays of `ParameterServer.state_dict()` plus its JSON `meta`. A file that is
+truncated, bit-flipped, or whose arrays do not fit its layout is refused with one line naming it
+and, when there is one, an older checkpoint that verifies.
+
+Written as: temp file in the same directory -> fsync -> rename -> fsync the directory, so a crash
+at any moment leaves either the old or the new checkpoint, never half of one.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+import re
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .layout import Layout
+
+log = logging.getLogger("ps.checkpoint")
+MAGIC = b"A3C-CHECKPOINT 1\n"
+KEEP = 3
+DIR_NAME = "checkpoints"
+_NAME = re.compile(r"^ckpt-(\d{8})\.a3c$")
+
+
+class CheckpointError(Exception):
+    """A checkpoint cannot be used; the message is one line that names the file and what to do."""
+
+
+def checkpoint_dir(run_dir: Path) -> Path:
+    return Path(run_dir) / DIR_NAME
+
+
+def list_checkpoints(directory: Path) -> list[Path]:
+    """Checkpoint files in `directory`, newest first (by sequence number, not by clock)."""
+    if not directory.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in directory.iterdir() if (m := _NAME.match(p.name))]
+    return [p for _, p in sorted(found, reverse=True)]
+
+
+def encode(state: dict) -> bytes:
+    """The file's bytes for a state {"arrays": {name: ndarray}, "meta": {json-able}}."""
+    buf = io.BytesIO()
+    np.savez(buf, __meta__=np.array(json.dumps(state["meta"], sort_keys=True)), **state["arrays"])
+    payload = buf.getvalue()
+    return MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload
+
+
+def decode(blob: bytes, name: str) -> dict:
+    """The state stored in a checkpoint's bytes; CheckpointError if the checksum or layout is wrong."""
+    head = len(MAGIC) + 65
+    if not blob.startswith(MAGIC) or len(blob) < head or blob[head - 1:head] != b"\n":
+        raise CheckpointError(f"checkpoint {name} is not a checkpoint file (bad header, or truncated)")
+    digest, payload = blob[len(MAGIC):head - 1].decode("ascii", "replace"), blob[head:]
+    if hashlib.sha256(payload).hexdigest() != digest:
+        raise CheckpointError(f"checkpoint {name} fails its checksum (truncated or corrupted)")
+    try:
+        with np.load(io.BytesIO(payload), allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+        meta = json.loads(str(arrays.pop("__meta__")))
+    except Exception as err:  # checksum was right, so this is a writer bug or a foreign file
+        raise CheckpointError(f"checkpoint {name} cannot be read: {type(err).__name__}: {err}") from None
+    _check_layout(arrays, meta, name)
+    return {"arrays": arrays, "meta": meta}
+
+
+def _check_layout(arrays: dict, meta: dict, name: str) -> None:
+    try:
+        layout = Layout.from_pairs((e["name"], e["shape"]) for e in meta["layout"])
+    except (KeyError, TypeError, ValueError):
+        raise CheckpointError(f"checkpoint {name} has no readable layout") from None
+    if layout.hash != meta.get("layout_hash"):
+        raise CheckpointError(f"checkpoint {name}: layout does not match its hash {meta.get('layout_hash')}")
+    for key in ("theta", *meta.get("flat_arrays", ())):
+        a = arrays.get(key)
+        if a is None or a.dtype != np.float32 or a.size != layout.size:
+            got = "missing" if a is None else f"{a.size} {a.dtype}"
+            raise CheckpointError(f"checkpoint {name}: array {key!r} is {got}, "
+                                  f"layout {layout.hash} needs {layout.size} float32")
+
+
+def save(directory: Path, state: dict, keep: int = KEEP) -> Path:
+    """Write a new checkpoint atomically and delete all but the newest `keep`. Returns its path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    existing = list_checkpoints(directory)
+    seq = int(_NAME.match(existing[0].name).group(1)) + 1 if existing else 1
+    path = directory / f"ckpt-{seq:08d}.a3c"
+    tmp = directory / f".{path.name}.tmp"
+    with open(tmp, "wb") as f:
+        f.write(encode(state))
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(directory)
+    for old in list_checkpoints(directory)[keep:]:
+        old.unlink(missing_ok=True)
+    return path
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def load(path: Path) -> dict:
+    try:
+        blob = Path(path).read_bytes()
+    except OSError as err:
+        raise CheckpointError(f"checkpoint {path} cannot be read: {err.strerror}") from None
+    return decode(blob, str(path))
+
+
+def load_latest(directory: Path) -> tuple[Path, dict] | None:
+    """The newest checkpoint and its state, None when there is none.
+
+    A newest file that fails to verify is refused (never silently skipped: the user decides to
+    lose the work since the older one); the error offers the newest older file that verifies.
+    """
+    files = list_checkpoints(directory)
+    if not files:
+        return None
+    try:
+        return files[0], load(files[0])
+    except CheckpointError as err:
+        older = next((p for p in files[1:] if _verifies(p)), None)
+        offer = (f"; {older} verifies: move {files[0].name} away to resume from it, or pass --fresh"
+                 if older else "; no older good checkpoint: pass --fresh to start over")
+        raise CheckpointError(f"{err}{offer}") from None
+
+
+def _verifies(path: Path) -> bool:
+    try:
+        load(path)
+        return True
+    except CheckpointError:
+        return False
+
+
+def set_aside(run_dir: Path, names: tuple[str, ...]) -> Path | None:
+    """--fresh: move an earlier run's checkpoints and records into run_dir/replaced-<time>/ (nothing is
+    deleted: the old run can still be inspected or resumed by moving them back)."""
+    present = [Path(run_dir) / n for n in names if (Path(run_dir) / n).exists()]
+    if not present:
+        return None
+    target = Path(run_dir) / time.strftime("replaced-%Y%m%d-%H%M%S")
+    target.mkdir(parents=True, exist_ok=True)
+    for p in present:
+        os.replace(p, target / p.name)
+    return target
+
+
+class Checkpointer:
+    """Writes `state_fn()` every `every_seconds` from a background thread, and once more at stop()."""
+
+    def __init__(self, state_fn, directory: Path, every_seconds: float, keep: int = KEEP) -> None:
+        self._state_fn, self._dir, self._every, self._keep = state_fn, directory, every_seconds, keep
+        self._stop = threading.Event()
+        self._write_lock = threading.Lock()  # the periodic and the final write never interleave
+        self._thread = threading.Thread(target=self._run, name="checkpoint", daemon=True)
+        self.written = 0
+
+    def start(self) -> None:
+        if self._every > 0:
+            self._thread.start()
+
+    def write(self) -> Path | None:
+        """May run concurrently. Writes a checkpoint unless there is nothing learned yet."""
+        with self._write_lock:
+            state = self._state_fn()
+            if state is None:
+                return None
+            start = time.perf_counter()
+            path = save(self._dir, state, self._keep)
+            self.written += 1
+            log.debug("checkpoint %s (version %s, T %s) in %.3f s", path, state["meta"]["version"],
+                      state["meta"]["global_step"], time.perf_counter() - start)
+            return path
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._every):
+            try:
+                self.write()
+            except OSError as err:  # a full disk must not kill the run; say so and try again later
+                log.error("checkpoint failed: %s", err)
+
+    def stop(self) -> Path | None:
+        """Stop the periodic writes and write the final checkpoint."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        return self.write()

@@ -1,0 +1,130 @@
+"""Checkpoint files: atomic, checksummed, the last 3 kept, and a full round trip of the server's state."""
+import csv
+import dataclasses
+
+import numpy as np
+import pytest
+
+from ps import checkpoint, resume
+from ps.checkpoint import CheckpointError
+from ps.config import RunSpec, ServerConfig
+from ps.core import ParameterServer
+from ps.layout import Layout
+
+LAYOUT = Layout.from_pairs([("w", (4, 2)), ("b", (2,))])
+N = LAYOUT.size
+
+
+def _state(version: int, theta=None) -> dict:
+    theta = np.arange(N, dtype=np.float32) + version if theta is None else theta
+    return {"arrays": {"theta": theta, "opt.g": np.ones(N, np.float32)},
+            "meta": {"version": version, "global_step": 10 * version, "layout": LAYOUT.to_dict(),
+                     "layout_hash": LAYOUT.hash, "flat_arrays": ["opt.g"]}}
+
+
+def test_save_load_round_trip_keeps_the_last_three_and_leaves_no_temp_files(tmp_path):
+    for v in range(1, 6):
+        checkpoint.save(tmp_path, _state(v))
+    files = checkpoint.list_checkpoints(tmp_path)
+    assert [p.name for p in files] == ["ckpt-00000005.a3c", "ckpt-00000004.a3c", "ckpt-00000003.a3c"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in files)
+    path, state = checkpoint.load_latest(tmp_path)
+    assert path == files[0] and state["meta"]["version"] == 5
+    np.testing.assert_array_equal(state["arrays"]["theta"], np.arange(N, dtype=np.float32) + 5)
+
+
+def _corrupt(path, how):
+    blob = bytearray(path.read_bytes())
+    if how == "truncated":
+        path.write_bytes(bytes(blob[: len(blob) * 2 // 3]))
+    else:
+        blob[len(blob) // 2] ^= 0x10
+        path.write_bytes(bytes(blob))
+
+
+@pytest.mark.parametrize("how", ["truncated", "bit-flipped"])
+def test_a_damaged_newest_checkpoint_is_refused_naming_it_and_offering_the_older_good_one(tmp_path, how):
+    older = checkpoint.save(tmp_path, _state(1))
+    newest = checkpoint.save(tmp_path, _state(2))
+    _corrupt(newest, how)
+    with pytest.raises(CheckpointError) as err:
+        checkpoint.load_latest(tmp_path)
+    message = str(err.value)
+    assert str(newest) in message and "checksum" in message and str(older) in message
+    assert "\n" not in message
+
+
+def test_without_an_older_good_one_the_error_says_fresh(tmp_path):
+    newest = checkpoint.save(tmp_path, _state(1))
+    _corrupt(newest, "bit-flipped")
+    with pytest.raises(CheckpointError, match="--fresh"):
+        checkpoint.load_latest(tmp_path)
+
+
+def test_a_layout_that_does_not_fit_its_arrays_is_refused_even_with_a_good_checksum(tmp_path):
+    bad = _state(1, theta=np.zeros(N + 1, np.float32))
+    path = checkpoint.save(tmp_path, bad)
+    with pytest.raises(CheckpointError, match=r"array 'theta' is 11 float32, layout .* needs 10"):
+        checkpoint.load(path)
+    with pytest.raises(CheckpointError, match="not a checkpoint"):
+        (tmp_path / "x").write_bytes(b"hello")
+        checkpoint.load(tmp_path / "x")
+
+
+def _server(run_dir, **spec) -> ParameterServer:
+    spec = RunSpec(total_steps=10_000, target_return=None, **spec)
+    return ParameterServer(spec, ServerConfig(run_dir=str(run_dir)))
+
+
+def _drive(core: ParameterServer, pushes: int, seed: int = 0) -> None:
+    rng = np.random.default_rng(seed)
+    wid, _ = core.register("test", 1)
+    core.pull(wid, LAYOUT, np.linspace(-1, 1, N, dtype=np.float32).tobytes())
+    for i in range(pushes):
+        core.push(wid, max(0, core.version - i % 3), rng.normal(size=N).astype(np.float32).tobytes(), "float32",
+                  [N], 40, [float(i)], [10], {})
+
+
+def test_core_state_round_trips_through_a_checkpoint_and_training_continues_identically(tmp_path):
+    a = _server(tmp_path / "a")
+    _drive(a, 7)
+    path = checkpoint.save(tmp_path / "ck", a.state_dict())
+    b = _server(tmp_path / "b")
+    b.load_state_dict(checkpoint.load(path))
+    assert (b.version, b.global_step) == (a.version, a.global_step) == (7, 280)
+    np.testing.assert_array_equal(b.theta, a.theta)
+    np.testing.assert_array_equal(b.optimizer.state()["g"], a.optimizer.state()["g"])
+    assert b.status()["staleness"] == a.status()["staleness"]
+    assert list(b.episodes.returns) == list(a.episodes.returns) and b.episodes.episodes == 7
+    assert b.status()["learning_rate"] == a.status()["learning_rate"]
+    wid_b, _ = b.register("again", 2)
+    assert wid_b > max(a.workers.workers)  # ids never repeat across a restart
+    # the same next push gives the same parameters on both
+    d = np.full(N, 0.5, np.float32).tobytes()
+    wid_a, _ = a.register("again", 2)
+    ra = a.push(wid_a, a.version, d, "float32", [N], 40, [], [], {})
+    rb = b.push(wid_b, b.version, d, "float32", [N], 40, [], [], {})
+    assert ra.params == rb.params and ra.version == rb.version
+    a.close()
+    b.close()
+
+
+def test_resume_refuses_a_checkpoint_of_a_different_run_and_cuts_pushes_csv(tmp_path):
+    run_dir = tmp_path / "run"
+    a = _server(run_dir)
+    _drive(a, 5)
+    checkpoint.save(checkpoint.checkpoint_dir(run_dir), a.state_dict())
+    _drive(a, 3)  # lost "after the checkpoint"
+    a.close()
+    config = ServerConfig(run_dir=str(run_dir))
+    with pytest.raises(CheckpointError, match=r"different run \(hidden_size 64 -> 32\).*--fresh"):
+        resume.prepare(RunSpec(total_steps=10_000, target_return=None, hidden_size=32), config)
+    path, state = resume.prepare(RunSpec(total_steps=20_000, target_return=None), config)
+    assert state["meta"]["version"] == 5
+    with open(run_dir / "pushes.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert sorted(int(r["applied_version"]) for r in rows) == list(range(5))
+    assert resume.prepare(RunSpec(), dataclasses.replace(config, fresh=True)) is None
+    assert not (run_dir / "checkpoints").exists() and not (run_dir / "pushes.csv").exists()
+    kept = next(run_dir.glob("replaced-*"))
+    assert (kept / "checkpoints" / path.name).exists()
