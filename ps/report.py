@@ -25,6 +25,7 @@ log = logging.getLogger("ps.report")
 PLOTS = ("learning_curve.png", "staleness.png", "throughput.png")
 THROUGHPUT_BINS = 120     # points on the throughput curves, whatever the run's length
 ROLLING_PUSHES = 50       # pushes per point of a worker's staleness curve
+MAX_DOTS = 20_000         # dots per series; long runs are thinned evenly so plotting stays quick
 
 
 @dataclass
@@ -124,7 +125,8 @@ def plot_learning_curve(data: RunData, summary: dict, path: Path) -> None:
     target = (summary.get("run_spec") or {}).get("target_return")
     for ax, col, label in ((axes[0], 0, "env steps (T)"), (axes[1], 1, "wall seconds since the server started")):
         if returns is not None:
-            ax.scatter(returns[col], returns[2], s=5, color="tab:blue", alpha=0.25, lw=0, label="one episode's return")
+            every = _thin(len(returns[2]))
+            ax.scatter(returns[col][::every], returns[2][::every], s=5, color="tab:blue", alpha=0.25, lw=0, label="one episode's return")
         if mean100 is not None:
             ax.plot(mean100[col], mean100[2], color="tab:blue", lw=2, label="mean of last 100 episodes")
         if target is not None:
@@ -167,7 +169,8 @@ def plot_staleness(data: RunData, summary: dict, path: Path) -> None:
         t, s = data.push_time[mine], data.staleness[mine].astype(float)
         rolling = _rolling_mean(s, ROLLING_PUSHES)
         line, = time_ax.plot(t, rolling, lw=1.5, label=f"worker {wid}")
-        time_ax.scatter(t, s, s=3, alpha=0.15, lw=0, color=line.get_color())
+        every = _thin(len(s))
+        time_ax.scatter(t[::every], s[::every], s=3, alpha=0.15, lw=0, color=line.get_color())
         top = max(top, float(rolling.max()) if len(rolling) else 0.0)
     base = max(top, st["p99"])
     top = st["max"] + 0.5 if st["max"] <= 4 * base else 1.3 * base + 0.5   # clip only far outliers
@@ -219,6 +222,11 @@ def _shade_start(ax, data: RunData) -> None:
     """Grey out the time before the first push (workers starting), so it is not read as a stall."""
     if len(data.push_time) and data.push_time[0] > 0:
         ax.axvspan(0, data.push_time[0], color="0.92", zorder=0, label="before the first push")
+
+
+def _thin(n: int) -> int:
+    """Stride that keeps at most MAX_DOTS of n points."""
+    return max(1, -(-n // MAX_DOTS))
 
 
 def _share(count: int, total: int) -> str:
