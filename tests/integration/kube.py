@@ -88,12 +88,11 @@ def container_env(objects: list[dict], container: dict) -> dict[str, str]:
             env[entry["name"]] = expand(entry["value"], env)
             continue
         ref = entry["valueFrom"]
-        if "configMapKeyRef" in ref:
-            env[entry["name"]] = _config_data(objects, "ConfigMap", ref["configMapKeyRef"]["name"])[ref["configMapKeyRef"]["key"]]
-        elif "secretKeyRef" in ref:
-            env[entry["name"]] = _config_data(objects, "Secret", ref["secretKeyRef"]["name"])[ref["secretKeyRef"]["key"]]
-        else:
+        kind = {"configMapKeyRef": "ConfigMap", "secretKeyRef": "Secret"}
+        (source,) = [k for k in ref if k in kind] or [None]
+        if source is None:
             raise AssertionError(f"env {entry['name']}: unsupported valueFrom {sorted(ref)}")
+        env[entry["name"]] = _config_data(objects, kind[source], ref[source]["name"])[ref[source]["key"]]
     return env
 
 

@@ -1,0 +1,160 @@
+"""A private network of Linux network namespaces, one per host, for tests that need real hosts.
+
+Each host is a namespace with its own loopback and one veth (`eth0`) whose peer sits on a bridge inside
+a separate "switch" namespace, so nothing is added to the machine's own namespace and nothing routes
+outside: no namespace has a default route, and the subnet is private. Names a process resolves go in
+/etc/netns/<ns>/hosts, which `ip netns exec` mounts over /etc/hosts. `close()` removes every namespace
+and /etc/netns entry it made (deleting a namespace deletes its veths and the bridge with it).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+ETC_NETNS = Path("/etc/netns")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True, text=True, timeout=30)
+
+
+def cannot_make_namespaces() -> str | None:
+    """Why namespaces cannot be made here (no `ip`, not root, no CAP_SYS_ADMIN ...), or None if they can."""
+    if shutil.which("ip") is None or shutil.which("tc") is None:
+        return "iproute2 (`ip`, `tc`) is not installed"
+    probe = f"a3c-probe-{uuid.uuid4().hex[:8]}"
+    try:
+        _ip("netns", "add", probe)
+    except subprocess.CalledProcessError as err:
+        return f"cannot create a network namespace: {err.stderr.strip()}"
+    finally:
+        subprocess.run(["ip", "netns", "del", probe], capture_output=True, timeout=30)
+    return None
+
+
+class Network:
+    """Hosts on one /24 behind a bridge; use as a context manager so it is removed also on failure."""
+
+    def __init__(self, subnet: str = "10.213.7") -> None:
+        self.tag = uuid.uuid4().hex[:6]
+        self.subnet = subnet
+        self.namespaces: list[str] = []
+        self.hosts: dict[str, tuple[str, str]] = {}  # host name -> (namespace, address)
+        self._made_etc_netns = False
+        self._delay_lines: dict[str, subprocess.Popen] = {}
+        try:
+            self.switch = self._namespace("sw")
+            self._run(self.switch, "ip", "link", "add", "br0", "type", "bridge")
+            self._run(self.switch, "ip", "link", "set", "br0", "up")
+        except BaseException:
+            self.close()
+            raise
+
+    def __enter__(self) -> "Network":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _namespace(self, name: str) -> str:
+        ns = f"a3c-{self.tag}-{name}"
+        self.namespaces.append(ns)  # before creating: close() removes it even if the next steps fail
+        _ip("netns", "add", ns)
+        _ip("-n", ns, "link", "set", "lo", "up")
+        return ns
+
+    def _run(self, ns: str, *argv: str) -> None:
+        subprocess.run(["ip", "netns", "exec", ns, *argv], check=True, capture_output=True, text=True, timeout=30)
+
+    def add_host(self, name: str, host_number: int) -> str:
+        """A namespace named after `name` at <subnet>.<host_number>, plugged into the bridge."""
+        ns = self._namespace(name)
+        address = f"{self.subnet}.{host_number}"
+        port = f"p{len(self.hosts)}-{self.tag}"  # the bridge side, inside the switch namespace
+        _ip("-n", ns, "link", "add", "eth0", "type", "veth", "peer", "name", port, "netns", self.switch)
+        _ip("-n", self.switch, "link", "set", port, "master", "br0", "up")
+        _ip("-n", ns, "addr", "add", f"{address}/24", "dev", "eth0")
+        _ip("-n", ns, "link", "set", "eth0", "up")
+        self.hosts[name] = (ns, address)
+        return ns
+
+    def resolve(self, host: str, names: list[str], to: str) -> None:
+        """Make `names` resolve to host `to`'s address inside `host` (an /etc/hosts entry)."""
+        ns, _ = self.hosts[host]
+        if not ETC_NETNS.exists():
+            ETC_NETNS.mkdir(parents=True)
+            self._made_etc_netns = True
+        (ETC_NETNS / ns).mkdir(exist_ok=True)
+        lines = ["127.0.0.1 localhost", f"{self.hosts[to][1]} {' '.join(names)}"]
+        (ETC_NETNS / ns / "hosts").write_text("\n".join(lines) + "\n")
+
+    def delay(self, host: str, milliseconds: float, towards: str) -> str:
+        """Every packet `host` sends to `towards` waits `milliseconds` (egress only, like netem on its link).
+
+        `tc qdisc ... netem` where the kernel has it; otherwise a user-space delay line (delayline.py)
+        inside `host`, with `towards`'s address routed through it. Returns which of the two it used.
+        """
+        ns, address = self.hosts[host]
+        netem = subprocess.run(["ip", "netns", "exec", ns, "tc", "qdisc", "replace", "dev", "eth0", "root",
+                                "netem", "delay", f"{milliseconds}ms"], capture_output=True, text=True, timeout=30)
+        if netem.returncode == 0:
+            return "tc netem"
+        if "unknown" not in netem.stderr.lower():
+            raise RuntimeError(f"tc netem in {ns}: {netem.stderr.strip()}")
+        line = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-m", "tests.integration.delayline",
+                                 "--delay-ms", str(milliseconds), "--dev", "eth0", "--tun", "tun0"],
+                                cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        self._delay_lines[host] = line
+        if line.stdout.readline().strip() != "ready":
+            raise RuntimeError(f"delay line in {ns} exited {line.wait()}")
+        # replies come back on eth0 while the route to their source is tun0: no reverse-path filter
+        self._run(ns, "sysctl", "-q", "-w", "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.eth0.rp_filter=0")
+        self._run(ns, "ip", "link", "set", "tun0", "up")
+        self._run(ns, "ip", "route", "add", f"{self.hosts[towards][1]}/32", "dev", "tun0", "src", address)
+        return "user-space delay line (this kernel has no sch_netem)"
+
+    def no_delay(self, host: str) -> None:
+        ns, _ = self.hosts[host]
+        subprocess.run(["ip", "netns", "exec", ns, "tc", "qdisc", "del", "dev", "eth0", "root"],
+                       capture_output=True, timeout=30)
+        line = self._delay_lines.pop(host, None)
+        if line is not None:  # its TUN device, and the route through it, go with it
+            line.kill()
+            line.wait(timeout=10)
+
+    def popen(self, host: str, argv: list[str], env: dict[str, str], hostname: str = "", **kwargs) -> subprocess.Popen:
+        """Start argv inside host's namespace, with its own hostname if given (as a pod has).
+
+        `ip netns exec`, `unshare` and `sh -c 'exec ...'` each exec the next: the Popen's pid is the process.
+        """
+        ns, _ = self.hosts[host]
+        if hostname:
+            argv = ["unshare", "--uts", "sh", "-c", 'hostname "$0" && exec "$@"', hostname, *argv]
+        return subprocess.Popen(["ip", "netns", "exec", ns, *argv], env=env, **kwargs)
+
+    def close(self) -> None:
+        for host in list(self._delay_lines):
+            self.no_delay(host)
+        for ns in reversed(self.namespaces):
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=30)
+            shutil.rmtree(ETC_NETNS / ns, ignore_errors=True)
+        self.namespaces.clear()
+        if self._made_etc_netns:
+            try:
+                ETC_NETNS.rmdir()  # only if empty: someone else may have started using it
+            except OSError:
+                pass
+
+    def leftovers(self) -> list[str]:
+        """Anything of ours still on the machine (namespaces, /etc/netns entries): empty after close()."""
+        listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, timeout=30).stdout
+        prefix = f"a3c-{self.tag}-"
+        found = [line.split()[0] for line in listed.splitlines() if line.startswith(prefix)]
+        if ETC_NETNS.exists():
+            found += [str(p) for p in ETC_NETNS.iterdir() if p.name.startswith(prefix)]
+        return found

@@ -1,0 +1,235 @@
+"""The cluster exactly as deploy/k8s renders it, run as real processes on separate network hosts.
+
+Each container's command, args and environment come from the RENDERED manifests (ConfigMap and Secret
+values substituted, $(VAR) expanded as Kubernetes does). The server runs in one network namespace, each
+worker replica in its own, joined by veth pairs on a bridge; in the workers' namespaces the Service name
+resolves to the server's address. The one thing the test changes is the run's ConfigMap (seed, a lower
+target), as a user's overlay would. Then the same cluster runs again with 20 ms of delay on every
+worker's link, and the two staleness distributions are printed side by side.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import statistics
+import subprocess
+import sys
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.integration.kube import container_process, containers, find, kubectl, render
+from tests.integration.netns import Network, cannot_make_namespaces
+
+OVERLAY = "overlays/local"
+SERVICE = "a3c-ps"
+BIN = Path(sys.executable).parent  # the console scripts the image puts on PATH
+TARGET_RETURN = 150  # a uniformly random policy averages ~22 on CartPole-v1
+RUN_CONFIG = {"A3C_SEED": "1", "A3C_TARGET_RETURN": str(TARGET_RETURN), "A3C_TOTAL_STEPS": "300000"}
+DELAY_MS = 20
+RUN_TIMEOUT_SECONDS = 150
+
+_why_not = None if kubectl() is None else cannot_make_namespaces()
+pytestmark = [pytest.mark.skipif(kubectl() is None, reason="kubectl (with kustomize) is not installed"),
+              pytest.mark.skipif(_why_not is not None, reason=f"no network namespaces here: {_why_not}")]
+
+# What the readiness probe asks (grpc.health.v1 Check), asked from a worker's host through the Service name.
+PROBE = """
+import sys, time, grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+address, service, deadline = sys.argv[1], sys.argv[2], time.monotonic() + float(sys.argv[3])
+with grpc.insecure_channel(address) as channel:
+    stub = health_pb2_grpc.HealthStub(channel)
+    while time.monotonic() < deadline:
+        try:
+            if stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=2).status == 1:
+                sys.exit(0)
+        except grpc.RpcError:
+            pass
+        time.sleep(0.2)
+sys.exit(1)
+"""
+
+# The server image has no torch: the server runs with torch made unimportable, as it would be there.
+NO_TORCH = 'raise ImportError("no torch in the server image (deploy/docker/Dockerfile --target server)")\n'
+
+
+@dataclass(frozen=True)
+class Pod:
+    argv: list[str]
+    env: dict[str, str]
+    mounts: dict[str, str]
+    readiness: dict | None
+
+
+@dataclass(frozen=True)
+class Cluster:
+    server: Pod
+    worker: Pod
+    workers: int
+    grpc_port: int
+
+
+def cluster_from_manifests(objects: list[dict]) -> Cluster:
+    for obj in objects:
+        if obj["kind"] == "ConfigMap" and obj["metadata"]["name"].startswith("a3c-run"):
+            obj["data"].update(RUN_CONFIG)
+    statefulset, deployment = find(objects, "StatefulSet", SERVICE), find(objects, "Deployment", "a3c-worker")
+    assert statefulset["spec"]["replicas"] == 1
+    pods = []
+    for workload in (statefulset, deployment):
+        (container,) = containers(workload)
+        process = container_process(objects, container)
+        pods.append(Pod(process.argv, process.env, process.mounts, container.get("readinessProbe")))
+    grpc_port = next(p["port"] for p in find(objects, "Service", SERVICE)["spec"]["ports"] if p["name"] == "grpc")
+    return Cluster(pods[0], pods[1], deployment["spec"]["replicas"], grpc_port)
+
+
+def host_process(pod: Pod, volumes: dict[str, Path], home: Path) -> tuple[list[str], dict[str, str]]:
+    """The container's argv and env on this machine: its executable from our venv, volumes as directories."""
+    def local(arg: str) -> str:
+        for mount_path, directory in volumes.items():
+            if arg == mount_path or arg.startswith(mount_path.rstrip("/") + "/"):
+                return str(directory) + arg[len(mount_path.rstrip("/")):]
+        return arg
+    argv = [str(BIN / pod.argv[0]), *(local(a) for a in pod.argv[1:])]
+    env = {"PATH": f"{BIN}:/usr/bin:/bin", "HOME": str(home), "PYTHONUNBUFFERED": "1", **pod.env}
+    return argv, env
+
+
+def read_pushes(run_dir: Path) -> list[dict]:
+    with open(run_dir / "pushes.csv") as f:
+        return [row for row in csv.DictReader(f) if row["applied"] in ("1", "True", "true")]
+
+
+def steady_state(rows: list[dict]) -> list[dict]:
+    """The pushes made while every worker was pushing: from the last worker's first push to the first
+    worker's last (start-up and shut-down skew say nothing about the network)."""
+    times: dict[str, list[float]] = {}
+    for row in rows:
+        times.setdefault(row["worker_id"], []).append(float(row["time_seconds"]))
+    start, end = max(min(t) for t in times.values()), min(max(t) for t in times.values())
+    return [row for row in rows if start <= float(row["time_seconds"]) <= end]
+
+
+def push_intervals_seconds(rows: list[dict]) -> list[float]:
+    """Per worker, the time between its consecutive pushes as the server saw them: its round trip."""
+    times: dict[str, list[float]] = {}
+    for row in rows:
+        times.setdefault(row["worker_id"], []).append(float(row["time_seconds"]))
+    return [b - a for t in times.values() for a, b in zip(sorted(t), sorted(t)[1:])]
+
+
+def staleness(rows: list[dict]) -> list[int]:
+    return [int(row["staleness"]) for row in rows]
+
+
+def share(rows: list[dict], value: int) -> float:
+    return staleness(rows).count(value) / len(rows)
+
+
+def run_cluster(net: Network, cluster: Cluster, tmp: Path, name: str) -> tuple[dict, list[dict]]:
+    """Start the server pod's process, wait until its readiness check passes, start the worker replicas,
+    and wait for the run to end. Returns summary.json and the applied rows of pushes.csv."""
+    volume = tmp / name / "pvc"
+    volume.mkdir(parents=True)
+    home = tmp / "home"  # shared by both runs: matplotlib builds its font cache once
+    argv, env = host_process(cluster.server, {m: volume for m in cluster.server.mounts}, home)
+    env["PYTHONPATH"] = str(tmp / "no-torch")
+    log = open(tmp / name / "server.log", "w+")
+    processes = [net.popen("ps", argv, env, hostname=f"{SERVICE}-0", stdout=log, stderr=subprocess.STDOUT)]
+    try:
+        address = cluster.worker.argv[cluster.worker.argv.index("--ps") + 1]
+        service = (cluster.server.readiness or {}).get("grpc", {}).get("service", "")
+        probe = net.popen("w0", [sys.executable, "-c", PROBE, address, service, "60"], dict(os.environ))
+        processes.append(probe)
+        assert probe.wait(timeout=90) == 0, f"the server never passed its readiness check:\n{log_text(log)}"
+        for i in range(cluster.workers):
+            w_argv, w_env = host_process(cluster.worker, {}, home)
+            processes.append(net.popen(f"w{i}", w_argv, w_env, hostname=f"a3c-worker-{i}",
+                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+        assert processes[0].wait(timeout=RUN_TIMEOUT_SECONDS) == 0, log_text(log)
+        for worker in processes[2:]:
+            assert worker.wait(timeout=30) == 0, worker.stdout.read()
+    finally:
+        for proc in processes:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=10)
+        log.close()
+    run_dir = Path(argv[argv.index("--run-dir") + 1])
+    return json.loads((run_dir / "summary.json").read_text()), read_pushes(run_dir)
+
+
+def log_text(log) -> str:
+    log.flush()
+    log.seek(0)
+    return log.read()[-4000:]
+
+
+def print_distributions(runs: dict[str, list[dict]]) -> None:
+    counts = {name: Counter(staleness(rows)) for name, rows in runs.items()}
+    print(f"\nstaleness (versions) of the pushes made while all workers ran, rendered {OVERLAY} manifests:")
+    print("staleness " + "".join(f"{name:>16}" for name in runs))
+    for s in range(max(max(c) for c in counts.values()) + 1):
+        print(f"{s:>9} " + "".join(f"{counts[n][s] / sum(counts[n].values()):>16.1%}" for n in runs))
+    figures = (("mean", lambda rows: statistics.fmean(staleness(rows))),
+               ("std dev", lambda rows: statistics.pstdev(staleness(rows))),
+               ("push interval p50 ms", lambda rows: 1000 * statistics.median(push_intervals_seconds(rows))),
+               ("pushes", len))
+    for label, figure in figures:
+        print(f"{label:>9} " + "".join(f"{figure(rows):>16.2f}" for rows in runs.values()))
+
+
+def test_rendered_cluster_trains_cartpole_across_network_namespaces_and_delay_shifts_staleness(tmp_path):
+    cluster = cluster_from_manifests(render(OVERLAY))
+    assert cluster.worker.argv[1:] == ["--ps", f"{SERVICE}:{cluster.grpc_port}"]
+    assert cluster.workers >= 2
+    (tmp_path / "no-torch" / "torch").mkdir(parents=True)
+    (tmp_path / "no-torch" / "torch" / "__init__.py").write_text(NO_TORCH)
+    net = Network()
+    try:
+        net.add_host("ps", 1)
+        for i in range(cluster.workers):
+            net.add_host(f"w{i}", 10 + i)
+            net.resolve(f"w{i}", [SERVICE, f"{SERVICE}.default.svc.cluster.local"], to="ps")
+        plain_summary, plain = run_cluster(net, cluster, tmp_path, "plain")
+        how = {net.delay(f"w{i}", DELAY_MS, towards="ps") for i in range(cluster.workers)}
+        delayed_summary, delayed = run_cluster(net, cluster, tmp_path, "delayed")
+    finally:
+        net.close()
+    assert net.leftovers() == []
+
+    # The shift: with a round trip dominated by the same fixed delay on every link, the workers' pushes
+    # interleave regularly, so staleness concentrates at N-1; without it, scheduling jitter spreads it.
+    print(f"\n+{DELAY_MS} ms on each worker's link by {', '.join(sorted(how))}")
+    runs = {"no delay": steady_state(plain), f"+{DELAY_MS} ms": steady_state(delayed)}
+    print_distributions(runs)
+    for summary in (plain_summary, delayed_summary):
+        assert summary["final_mean100"] >= TARGET_RETURN  # learnt over the network, with and without delay
+        assert sorted(w["host"] for w in summary["workers"]) == [f"a3c-worker-{i}" for i in range(cluster.workers)]
+    # Every delayed push waited DELAY_MS on the wire, so the workers' round trips rose by at least that.
+    assert statistics.median(push_intervals_seconds(delayed)) >= DELAY_MS / 1000
+    assert statistics.median(push_intervals_seconds(delayed)) > statistics.median(push_intervals_seconds(plain))
+    assert share(runs[f"+{DELAY_MS} ms"], cluster.workers - 1) > share(runs["no delay"], cluster.workers - 1)
+    # While N workers push, each push's staleness counts the others' pushes since its pull, and every push
+    # falls in exactly one such interval of each other worker: the mean is N-1 whatever the delay. A delay
+    # common to all links cannot move it; it changes the shape. Check the invariant held on both networks.
+    for rows in runs.values():
+        assert abs(statistics.fmean(staleness(rows)) - (cluster.workers - 1)) < 0.1
+
+
+def test_network_namespaces_are_removed_also_when_the_test_body_fails():
+    with pytest.raises(RuntimeError, match="the body failed"):
+        with Network() as net:
+            net.add_host("ps", 1)
+            net.add_host("w0", 10)
+            net.resolve("w0", [SERVICE], to="ps")
+            net.delay("w0", DELAY_MS, towards="ps")
+            delay_lines = list(net._delay_lines.values())
+            raise RuntimeError("the body failed")
+    assert net.leftovers() == []
+    assert all(line.poll() is not None for line in delay_lines)
