@@ -110,7 +110,10 @@ class PrometheusMetrics(Observer):
 def serve_metrics(core, host: str, port: int) -> PrometheusMetrics:
     """Attach the metrics observer to the core and serve /metrics; the bound port goes to run_dir/metrics_port."""
     metrics = PrometheusMetrics(learning_rate=core.spec.lr)
-    bound = metrics.serve(host, port)
+    try:
+        bound = metrics.serve(host, port)
+    except OSError as err:
+        raise OSError(f"cannot serve metrics on {host}:{port}: {err.strerror or err}") from None
     core.observers.append(metrics)
     (core.run_dir / "metrics_port").write_text(f"{bound}\n")
     log.info("Prometheus metrics on http://%s:%d/metrics", host, bound)

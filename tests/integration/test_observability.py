@@ -7,6 +7,7 @@ the status document and pushes.csv can be compared exactly, then resumed to fini
 import csv
 import json
 import signal
+import socket
 import subprocess
 import time
 import urllib.request
@@ -175,3 +176,16 @@ def test_the_server_writes_the_three_plots_at_the_end(run):
         data = (run["run_dir"] / name).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000, name
         assert name in run["server_output"]
+
+
+def test_a_metrics_port_in_use_is_a_one_line_error(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        out = subprocess.run([cli("ps-serve"), "--port", "0", "--run-dir", str(tmp_path / "run"),
+                              "--metrics-port", str(port)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2
+    errors = [line for line in out.stderr.splitlines() if "error" in line.lower()]
+    assert errors == [f"ps-serve: error: cannot serve metrics on 127.0.0.1:{port}: Address already in use"]
+    assert "Traceback" not in out.stderr
