@@ -1,0 +1,68 @@
+"""Targets and loss of the paper's value-based methods (Mnih et al. 2016, Algorithms S1 and S2).
+
+All bootstraps read the target network theta- (the caller passes its Q-values). A terminated step
+bootstraps nothing; a truncated step (time limit) bootstraps from its final observation, whose
+Q-values the caller puts in the transition's "next" row (one-step) or in `truncation_q` (n-step).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .returns import n_step_returns
+
+# The paper's final exploration rates, one drawn per worker with these probabilities (section 5.1).
+FINAL_EPSILONS = (0.1, 0.01, 0.5)
+FINAL_EPSILON_PROBS = (0.4, 0.3, 0.3)
+
+
+def one_step_q_targets(rewards: torch.Tensor, terminated: torch.Tensor, next_q: torch.Tensor,
+                       gamma: float) -> torch.Tensor:
+    """y = r + gamma * max_a Q(s', a; theta-), and y = r at a terminal. next_q: [N, A]."""
+    return rewards + gamma * (~terminated) * next_q.max(dim=-1).values
+
+
+def one_step_sarsa_targets(rewards: torch.Tensor, terminated: torch.Tensor, next_q: torch.Tensor,
+                           next_actions: torch.Tensor, gamma: float) -> torch.Tensor:
+    """y = r + gamma * Q(s', a'; theta-) with a' the action the worker takes in s'; y = r at a terminal."""
+    chosen = next_q.gather(1, next_actions.unsqueeze(1)).squeeze(1)
+    return rewards + gamma * (~terminated) * chosen
+
+
+def n_step_q_targets(rewards: np.ndarray, terminated: np.ndarray, truncated: np.ndarray,
+                     truncation_q: np.ndarray, bootstrap_q: np.ndarray, gamma: float) -> np.ndarray:
+    """Forward-view n-step targets over a [T, K] rollout, bootstrapped from max_a Q(s_T, a; theta-).
+
+    truncation_q[t, k] holds Q(s_final, .; theta-) [A] where step t was truncated (else anything);
+    bootstrap_q [K, A] holds Q(s_T, .; theta-).
+    """
+    return n_step_returns(rewards, terminated, truncated, truncation_q.max(axis=-1),
+                          bootstrap_q.max(axis=-1), gamma)
+
+
+def q_loss(q_values: torch.Tensor, actions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """sum_t (y_t - Q(s_t, a_t; theta))^2, SUMMED over transitions (the paper accumulates d theta).
+
+    The targets carry no gradient: they come from theta-, not theta.
+    """
+    chosen = q_values.gather(1, actions.unsqueeze(1)).squeeze(1)
+    return (targets.detach() - chosen).pow(2).sum()
+
+
+def epsilon_at(own_steps: int, final_epsilon: float, anneal_steps: int) -> float:
+    """Linear annealing from 1.0 to final_epsilon over the worker's first anneal_steps env steps."""
+    frac = min(1.0, own_steps / anneal_steps) if anneal_steps > 0 else 1.0
+    return 1.0 + (final_epsilon - 1.0) * frac
+
+
+def draw_final_epsilon(seed: int) -> float:
+    """One worker's final epsilon: 0.1, 0.01 or 0.5 with probabilities 0.4, 0.3, 0.3, from its seed."""
+    rng = np.random.default_rng([seed, 0x5EED])  # its own stream: independent of the acting rng
+    return float(rng.choice(FINAL_EPSILONS, p=FINAL_EPSILON_PROBS))
+
+
+def epsilon_greedy(q_values: np.ndarray, epsilon: float, rng: np.random.Generator) -> np.ndarray:
+    """argmax_a Q per row, replaced by a uniform action with probability epsilon."""
+    greedy = q_values.argmax(axis=-1)
+    explore = rng.random(q_values.shape[0]) < epsilon
+    return np.where(explore, rng.integers(0, q_values.shape[-1], q_values.shape[0]), greedy)
