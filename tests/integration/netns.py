@@ -83,6 +83,13 @@ class Network:
         self.hosts[name] = (ns, address)
         return ns
 
+    def routes(self, host: str) -> list[str]:
+        """The host's IPv4 routing table, one route a line."""
+        ns, _ = self.hosts[host]
+        out = subprocess.run(["ip", "-n", ns, "-4", "route", "show", "table", "all"], capture_output=True,
+                             text=True, check=True, timeout=30).stdout
+        return [line for line in out.splitlines() if line.strip()]
+
     def resolve(self, host: str, names: list[str], to: str) -> None:
         """Make `names` resolve to host `to`'s address inside `host` (an /etc/hosts entry)."""
         ns, _ = self.hosts[host]

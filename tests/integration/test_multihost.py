@@ -229,6 +229,9 @@ def test_network_namespaces_are_removed_also_when_the_test_body_fails():
             net.add_host("w0", 10)
             net.resolve("w0", [SERVICE], to="ps")
             net.delay("w0", DELAY_MS, towards="ps")
+            for host in ("ps", "w0"):  # private: only the test subnet and loopback, no way out
+                assert [r for r in net.routes(host) if not r.startswith((f"{net.subnet}.", "local ", "broadcast "))] \
+                    == [], net.routes(host)
             delay_lines = list(net._delay_lines.values())
             raise RuntimeError("the body failed")
     assert net.leftovers() == []
