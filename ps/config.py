@@ -77,12 +77,21 @@ class RunSpec:
     lstm: bool = False
     """Add an LSTM of 256 cells after the torso (the paper's A3C LSTM); its state is carried across rollouts."""
 
+    # --- value-based methods: one-step Q, one-step Sarsa, n-step Q (ps/target.py, worker/agents/q.py) ---
+    target_update_steps: int = 2_000
+    """Q methods: copy theta into the target network theta- every this many global env steps (paper: 40,000 frames on Atari)."""
+    async_update_steps: int = 5
+    """One-step Q and Sarsa: steps per env whose gradients are summed into one push (also pushed at an episode's end)."""
+    epsilon_anneal_steps: int = 20_000
+    """Q methods: each worker anneals epsilon from 1 to its drawn final value (0.1, 0.01 or 0.5) over this many of its own env steps."""
+
     def __post_init__(self) -> None:
         if self.network not in NETWORKS:
             raise ConfigError(f"unknown --network {self.network!r}: choose one of {', '.join(NETWORKS)}")
         if self.algo not in ALGORITHMS:
             raise ConfigError(f"unknown --algo {self.algo!r}: choose one of {', '.join(ALGORITHMS)}")
         _positive(self, "t_max", "envs_per_worker", "lr", "total_steps", "hidden_size", "hidden_layers")
+        _positive(self, "target_update_steps", "async_update_steps", "epsilon_anneal_steps")
         if not 0.0 <= self.gamma <= 1.0:
             raise ConfigError(f"--gamma must be in [0, 1], got {self.gamma}")
         if not 0.0 <= self.rmsprop_alpha < 1.0:
@@ -120,6 +129,24 @@ class RunSpec:
         if unknown:
             raise ConfigError(f"run spec has fields this worker does not know: {unknown}; upgrade the worker")
         return cls(**data)
+
+
+# Value-based methods: defaults that differ from A3C's (whose RunSpec defaults stay as they are), by
+# env family, for the fields not given on the command line (applied after ps/families.py's).
+VALUE_BASED_DEFAULTS: dict[str, dict] = {
+    "classic": dict(lr=3e-3),  # CartPole: mean100 150+ in ~40-50k steps with 2 workers
+    # The paper's Atari settings in agent steps (4 frames each): theta- every 40k frames, epsilon over 4M.
+    "atari": dict(target_update_steps=10_000, epsilon_anneal_steps=1_000_000),
+    "minatar": dict(target_update_steps=10_000, epsilon_anneal_steps=100_000),
+}
+
+
+def with_value_based_defaults(spec: "RunSpec", family: str, given: set[str]) -> "RunSpec":
+    """spec with the value-based methods' defaults for its env family, where not given explicitly."""
+    if spec.algo not in VALUE_BASED:
+        return spec
+    changes = {k: v for k, v in VALUE_BASED_DEFAULTS.get(family, {}).items() if k not in given}
+    return dataclasses.replace(spec, **changes) if changes else spec
 
 
 def _positive(spec: object, *names: str) -> None:

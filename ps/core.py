@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from . import optim
-from .config import RunSpec, ServerConfig
+from .config import VALUE_BASED, RunSpec, ServerConfig
 from .episodes import EpisodeWindow
 from .errors import RequestError, invalid, precondition, unknown_worker
 from .events import Observer, PushEvent
@@ -25,6 +25,7 @@ from .pushlog import PushLog
 from .staleness import StalenessStats, staleness
 from .staleness_policy import decide
 from .sync_round import SyncRound
+from .target import TargetNetwork
 from .validate import check_counts, decode_gradient
 from .workers import WorkerRegistry
 
@@ -41,6 +42,8 @@ class PushResult:
     stop: bool
     global_step: int
     learning_rate: float
+    target_version: int = 0      # value-based methods: theta-'s version ...
+    target_params: bytes = b""   # ... and its parameters, only when the worker's version differs
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,7 @@ class ParameterServer:
         self.layout: Layout | None = None
         self.theta: np.ndarray | None = None      # the one flat float32 parameter buffer
         self.optimizer = None                       # made when the layout is adopted (ps.optim)
+        self.target: TargetNetwork | None = None   # theta- of the value-based methods (ps/target.py)
         self._d: np.ndarray | None = None          # work buffer for the incoming gradient
         self.version = 0
         self.global_step = 0
@@ -112,7 +116,8 @@ class ParameterServer:
             return self.theta.tobytes(), self.version, self.stopped.is_set(), self.global_step
 
     def push(self, worker_id: int, base_version: int, data: bytes, dtype: str, shape: list[int],
-             env_steps: int, returns: list[float], lengths: list[int], stats: dict) -> PushResult:
+             env_steps: int, returns: list[float], lengths: list[int], stats: dict,
+             target_version: int = 0) -> PushResult:
         """May run concurrently; the apply itself is serialized under the lock, in arrival order."""
         start = time.perf_counter()
         if self.layout is None:
@@ -145,6 +150,9 @@ class ParameterServer:
             else:
                 self.dropped[outcome.dropped_reason] = self.dropped.get(outcome.dropped_reason, 0) + 1
                 info.dropped += 1
+            if outcome.applied and self.target is not None:
+                self.target.maybe_copy(self.theta, self.global_step)
+            target = self.target.reply_for(worker_id, target_version) if self.target is not None else (0, b"")
             self._check_stop()
             params = self.theta.tobytes()
             version, global_step, stop = self.version, self.global_step, self.stopped.is_set()
@@ -163,7 +171,7 @@ class ParameterServer:
         for observer in self.observers:
             observer.on_push(event)
         return PushResult(outcome.applied, outcome.dropped_reason, version, params, outcome.staleness, stop,
-                          global_step, outcome.learning_rate)
+                          global_step, outcome.learning_rate, *target)
 
     def _apply_async(self, worker_id: int, base_version: int, d, norm: float) -> "_Outcome":
         """The paper's asynchronous update, one push at a time, through the staleness policy."""
@@ -216,6 +224,11 @@ class ParameterServer:
 
     def _live_ids(self) -> set[int]:
         return {w.worker_id for w in self.workers.connected}
+
+    def target_reply(self, worker_id: int) -> tuple[int, bytes]:
+        """May run concurrently. (version, parameters) of theta- for a Pull; (0, b"") without one."""
+        with self._lock:
+            return self.target.reply_for(worker_id, None) if self.target is not None else (0, b"")
 
     def heartbeat(self, worker_id: int) -> bool:
         with self._lock:
@@ -286,6 +299,7 @@ class ParameterServer:
                 "workers_connected": len(self.workers.connected),
                 "workers": [w.to_dict(now) for w in self.workers.workers.values()],
                 "run_spec": json.loads(self.spec.to_json()),
+                "target_network": self.target.status(self.global_step) if self.target is not None else None,
             }
 
     def params_snapshot(self) -> tuple[Layout | None, np.ndarray | None]:
@@ -311,6 +325,10 @@ class ParameterServer:
                     "rejected": dict(self.rejected), "dropped": dict(self.dropped),
                     "wall_seconds": time.monotonic() - self.started_at,
                     "target_reached_at": self.target_reached_at, "next_worker_id": self.workers._next_id}
+            if self.target is not None:  # theta- and its version (value-based methods)
+                arrays["target"] = self.target.params.copy()
+                meta["flat_arrays"].append("target")
+                meta["target"] = self.target.meta()
             return {"arrays": arrays, "meta": meta}
 
     def load_state_dict(self, state: dict) -> None:
@@ -332,6 +350,8 @@ class ParameterServer:
             self.started_at = time.monotonic() - float(meta["wall_seconds"])
             self.target_reached_at = tuple(meta["target_reached_at"]) if meta["target_reached_at"] else None
             self.workers._next_id = int(meta["next_worker_id"])  # ids stay unique across restarts
+            if self.target is not None and "target" in arrays:
+                self.target.load(arrays["target"], meta["target"])
 
     def check_incarnation(self, incarnation: str) -> None:
         """May run concurrently. A worker id from another incarnation of this server is unknown here."""
@@ -370,6 +390,8 @@ class ParameterServer:
         for worker_id in self.workers.workers:
             self.optimizer.add_worker(worker_id)
         self._d = np.zeros_like(theta)
+        if self.spec.algo in VALUE_BASED:
+            self.target = TargetNetwork(theta, self.spec.target_update_steps, self.global_step)
         if self.spec.sync:
             self._round = SyncRound(theta.size)
 

@@ -54,18 +54,22 @@ class ParameterServerServicer(pb_grpc.ParameterServerServicer):
             raise invalid("bad_dtype", "initial parameters must be float32")
         params, version, stop, global_step = self.core.pull(
             request.worker_id, layout_from_proto(request.layout), request.initial_params.data)
-        return pb.PullReply(params=flat_tensor(params), version=version, stop=stop, global_step=global_step)
+        target_version, target = self.core.target_reply(request.worker_id)  # theta- (value-based methods)
+        return pb.PullReply(params=flat_tensor(params), version=version, stop=stop, global_step=global_step,
+                            target_version=target_version, target_params=flat_tensor(target) if target else None)
 
     @_handle_errors
     def Push(self, request, context):
         g = request.gradients
         result = self.core.push(request.worker_id, request.base_version, g.data, g.dtype or "float32",
                                 list(g.shape), request.env_steps, list(request.episode_returns),
-                                list(request.episode_lengths), dict(request.stats))
+                                list(request.episode_lengths), dict(request.stats), request.target_version)
         return pb.PushReply(applied=result.applied, dropped_reason=result.dropped_reason,
                             version=result.version, params=flat_tensor(result.params),
                             staleness=result.staleness, stop=result.stop,
-                            global_step=result.global_step, learning_rate=result.learning_rate)
+                            global_step=result.global_step, learning_rate=result.learning_rate,
+                            target_version=result.target_version,
+                            target_params=flat_tensor(result.target_params) if result.target_params else None)
 
     @_handle_errors
     def Heartbeat(self, request, context):

@@ -29,6 +29,8 @@ class WorkerInfo:
             if self.pushes > self.dropped else 0.0,
             "last_seen_seconds": round(now - self.last_seen, 3), "connected": self.connected,
             "left_reason": self.left_reason, "stats": dict(self.stats),
+            # value-based methods: the worker's current exploration rate, from its last push
+            **({"epsilon": self.stats["epsilon"]} if "epsilon" in self.stats else {}),
         }
 
 

@@ -55,6 +55,9 @@ class ActorLearner:
                 stop = self._push(agent, envs, env_steps, stats)
             log.info("worker %d: server says stop after %d pushes (%d dropped as too stale), %d env steps",
                      self.worker_id, self.counters.pushes, self.counters.dropped_pushes, self.counters.env_steps)
+            if hasattr(agent, "target_fetches"):
+                log.info("worker %d: target network fetched %d times (last version %d)",
+                         self.worker_id, agent.target_fetches, agent.target_version)
             self.client.leave(self.worker_id, "stopped")
         finally:
             envs.close()
@@ -63,6 +66,7 @@ class ActorLearner:
         reply = self.client.pull(self.worker_id, agent.flat.layout, agent.flat.values_bytes() if initial else b"")
         agent.flat.load(reply.params.data)
         self.version = reply.version
+        _load_target(agent, reply)
         return reply.stop
 
     def _push(self, agent, envs, env_steps: int, stats: dict) -> bool:
@@ -70,7 +74,8 @@ class ActorLearner:
         request = pb.PushRequest(worker_id=self.worker_id, base_version=self.version,
                                  gradients=pb.Tensor(data=agent.flat.grads_bytes(), shape=[agent.flat.layout.size],
                                                      dtype="float32"),
-                                 env_steps=env_steps, episode_returns=returns, episode_lengths=lengths, stats=stats)
+                                 env_steps=env_steps, episode_returns=returns, episode_lengths=lengths, stats=stats,
+                                 target_version=getattr(agent, "target_version", 0))
         if self.delay is not None:
             self.delay.sleep()
         try:
@@ -87,7 +92,14 @@ class ActorLearner:
             log.debug("worker %d: push dropped by the server (%s)", self.worker_id, reply.dropped_reason)
         agent.flat.load(reply.params.data)
         self.version = reply.version
+        _load_target(agent, reply)
         return reply.stop
+
+
+def _load_target(agent, reply) -> None:
+    """Value-based methods: the reply carries theta- only when its version changed."""
+    if reply.target_params.data:
+        agent.load_target(reply.target_params.data, reply.target_version)
 
 
 def run_worker(client: PSClient) -> ActorLearner:

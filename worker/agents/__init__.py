@@ -8,4 +8,7 @@ def make_agent(spec, envs, seed: int):
     if spec.algo == "a3c":
         from .a3c import A3CAgent
         return A3CAgent(spec, envs, seed)
+    if spec.algo in ("one-step-q", "one-step-sarsa", "n-step-q"):
+        from .q import QAgent
+        return QAgent(spec, envs, seed)
     raise ValueError(f"no agent for algorithm {spec.algo!r}")
