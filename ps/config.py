@@ -92,6 +92,8 @@ class RunSpec:
             raise ConfigError(f"unknown --algo {self.algo!r}: choose one of {', '.join(ALGORITHMS)}")
         _positive(self, "t_max", "envs_per_worker", "lr", "total_steps", "hidden_size", "hidden_layers")
         _positive(self, "target_update_steps", "async_update_steps", "epsilon_anneal_steps")
+        if self.algo in VALUE_BASED and getattr(self, "lstm", False):
+            raise ConfigError(f"--lstm is for a3c: --algo {self.algo} uses a feed-forward Q-network (as in the paper)")
         if not 0.0 <= self.gamma <= 1.0:
             raise ConfigError(f"--gamma must be in [0, 1], got {self.gamma}")
         if not 0.0 <= self.rmsprop_alpha < 1.0:
