@@ -103,6 +103,7 @@ class Process:
     argv: list[str]
     env: dict[str, str]
     mounts: dict[str, str]  # mountPath -> volume name
+    readiness: dict | None  # the container's readinessProbe
 
 
 def containers(workload: dict) -> list[dict]:
@@ -113,4 +114,4 @@ def container_process(objects: list[dict], container: dict) -> Process:
     env = container_env(objects, container)
     argv = [expand(a, env) for a in [*container.get("command", []), *container.get("args", [])]]
     mounts = {m["mountPath"]: m["name"] for m in container.get("volumeMounts", [])}
-    return Process(argv, env, mounts)
+    return Process(argv, env, mounts, container.get("readinessProbe"))
