@@ -25,8 +25,9 @@ def _ip(*args: str) -> None:
 
 def cannot_make_namespaces() -> str | None:
     """Why namespaces cannot be made here (no `ip`, not root, no CAP_SYS_ADMIN ...), or None if they can."""
-    if shutil.which("ip") is None or shutil.which("tc") is None:
-        return "iproute2 (`ip`, `tc`) is not installed"
+    missing = [tool for tool in ("ip", "tc", "unshare", "sysctl") if shutil.which(tool) is None]
+    if missing:
+        return f"{', '.join(missing)} not installed (iproute2, util-linux, procps)"
     probe = f"a3c-probe-{uuid.uuid4().hex[:8]}"
     try:
         _ip("netns", "add", probe)
