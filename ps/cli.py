@@ -11,6 +11,7 @@ import sys
 
 from .config import ConfigError, RunSpec, ServerConfig
 from .flags import add_dataclass_flags, build_dataclass
+from .families import given_flags
 
 log = logging.getLogger("ps")
 
@@ -23,7 +24,9 @@ def parse_serve_args(argv=None) -> argparse.Namespace:
     p.add_argument("--local-workers", type=int, default=0, metavar="N",
                    help="also start N worker-run processes on this host (default 0)")
     p.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    args.given = given_flags(p, argv)  # flags set explicitly; env-family defaults fill the rest
+    return args
 
 
 def _die(message: str, code: int = 2) -> int:
@@ -39,7 +42,8 @@ def serve_main(argv=None) -> int:
         config = build_dataclass(ServerConfig, args)
         if args.local_workers < 0:
             raise ConfigError(f"--local-workers must be >= 0, got {args.local_workers}")
-        from .envcheck import check_env
+        from .envcheck import check_env, with_env_defaults
+        spec = with_env_defaults(spec, args.given)  # Atari, MinAtar, continuous: ps/families.py
         log.info("%s", check_env(spec))
     except ConfigError as err:
         return _die(str(err))

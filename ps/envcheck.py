@@ -1,22 +1,27 @@
-"""Checks, at server start, that the run's environment exists and suits the algorithm.
+"""Checks, at server start, that the run's environment exists and suits the algorithm and network.
 
 The only place the server touches gymnasium: a typo in --env fails at once, not on every worker.
 """
 from __future__ import annotations
 
-from .config import VALUE_BASED, ConfigError, RunSpec
+import functools
 
+from .config import VALUE_BASED, ConfigError, RunSpec
 
 _registered = False
 
 
-def register_optional_envs() -> None:
-    """Make ids from optional packages (ALE, MinAtar) known to gymnasium, where installed (once)."""
+def register_optional_envs(env_id: str | None = None) -> None:
+    """Make ids from optional packages (ALE, MinAtar) known to gymnasium, where installed (once).
+
+    Skipped for an env_id gymnasium already knows: importing minatar pulls in seaborn, scipy and
+    pandas (~90 MB and ~1 s in every process), which a CartPole run must not pay.
+    """
     global _registered
-    if _registered:
+    import gymnasium
+    if _registered or (env_id is not None and env_id in gymnasium.registry):
         return
     _registered = True
-    import gymnasium
 
     try:
         import ale_py
@@ -30,28 +35,54 @@ def register_optional_envs() -> None:
         pass
 
 
+@functools.lru_cache(maxsize=8)
+def env_spaces(env_id: str):
+    """(observation space, action space) of the raw env; ConfigError if the id is unknown."""
+    import gymnasium
+
+    register_optional_envs(env_id)
+    try:
+        env = gymnasium.make(env_id)
+    except gymnasium.error.Error as err:
+        raise ConfigError(f"unknown --env {env_id!r}: {err}") from None
+    try:
+        return env.observation_space, env.action_space
+    finally:
+        env.close()
+
+
+def with_env_defaults(spec: RunSpec, given: set[str]) -> RunSpec:
+    """spec with its env family's defaults (ps/families.py) for the fields not set explicitly."""
+    from .families import env_family, with_family_defaults
+    _, act = env_spaces(spec.env_id)
+    return with_family_defaults(spec, env_family(spec.env_id, act), given)
+
+
 def check_env(spec: RunSpec) -> str:
-    """Raise ConfigError if the env id is unknown or its action space does not fit the algorithm.
+    """Raise ConfigError if the env id is unknown or its spaces do not fit the algorithm or network.
 
     Returns a one-line description of the spaces.
     """
-    import gymnasium
     from gymnasium import spaces
 
-    register_optional_envs()
-    try:
-        env = gymnasium.make(spec.env_id)
-    except gymnasium.error.Error as err:
-        raise ConfigError(f"unknown --env {spec.env_id!r}: {err}") from None
-    try:
-        obs, act = env.observation_space, env.action_space
-    finally:
-        env.close()
+    from .families import env_family
+
+    obs, act = env_spaces(spec.env_id)
+    family = env_family(spec.env_id, act)
     if not isinstance(obs, spaces.Box):
         raise ConfigError(f"--env {spec.env_id}: observation space {obs} is not a Box; not supported")
     if spec.algo in VALUE_BASED and not isinstance(act, spaces.Discrete):
         raise ConfigError(f"--algo {spec.algo} needs a discrete action space (one Q-value per action); "
                           f"{spec.env_id} has {act}")
-    if not isinstance(act, spaces.Discrete):
-        raise ConfigError(f"--env {spec.env_id}: action space {act} is not supported by --algo {spec.algo}")
-    return f"{spec.env_id}: observations {obs.shape}, actions {act}"
+    if isinstance(act, spaces.Box) and len(act.shape) != 1:
+        raise ConfigError(f"--env {spec.env_id}: action space {act} is not a vector; Gaussian policies need shape (D,)")
+    if not isinstance(act, (spaces.Discrete, spaces.Box)):
+        raise ConfigError(f"--env {spec.env_id}: action space {act} is not supported by --algo {spec.algo} "
+                          f"(Discrete, or Box for a3c)")
+    images = family in ("atari", "minatar")  # their wrappers hand the network (C, H, W) images
+    if spec.network in ("atari", "minatar") and not images and len(obs.shape) != 3:
+        raise ConfigError(f"--network {spec.network} needs image observations; {spec.env_id} has shape {obs.shape}")
+    if spec.network == "auto" and not images and len(obs.shape) not in (1, 3):
+        raise ConfigError(f"--env {spec.env_id}: no network for observations of shape {obs.shape}; "
+                          f"choose --network mlp")
+    return f"{spec.env_id} ({family}): observations {obs.shape}, actions {act}"

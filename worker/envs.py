@@ -7,13 +7,46 @@ from __future__ import annotations
 
 import gymnasium
 import numpy as np
+from gymnasium import spaces, wrappers
 
 from ps.envcheck import register_optional_envs
+from ps.families import ATARI_FRAME_SKIP, env_family
 
 
 def make_env(env_id: str) -> gymnasium.Env:
-    register_optional_envs()
-    return gymnasium.make(env_id)
+    """The env as the agent sees it: Atari and MinAtar preprocessed, continuous actions clipped."""
+    register_optional_envs(env_id)
+    family = env_family(env_id)
+    if family == "atari":
+        return atari_env(env_id)
+    env = gymnasium.make(env_id)
+    if family == "minatar":
+        return minatar_env(env)
+    if isinstance(env.action_space, spaces.Box):
+        return wrappers.ClipAction(env)  # the Gaussian's samples are unbounded; the env gets them clipped
+    return env
+
+
+def atari_env(env_id: str) -> gymnasium.Env:
+    """The paper's preprocessing (after Mnih et al. 2015), with gymnasium's own wrappers.
+
+    Frame skip 4 with max-pooling over the last two frames, 84x84 grayscale scaled to [0, 1], up to 30
+    no-op starts, 4 stacked frames; no sticky actions (the paper's ALE had none). Training sees rewards
+    clipped to [-1, 1]; the raw score, recorded below the clip, is the episode return reported.
+    """
+    env = gymnasium.make(env_id, frameskip=1, repeat_action_probability=0.0)  # the wrapper skips frames
+    env = wrappers.AtariPreprocessing(env, noop_max=30, frame_skip=ATARI_FRAME_SKIP, screen_size=84,
+                                      grayscale_obs=True, scale_obs=True)
+    env = wrappers.FrameStackObservation(env, 4)
+    env = wrappers.RecordEpisodeStatistics(env)
+    return wrappers.ClipReward(env, -1.0, 1.0)
+
+
+def minatar_env(env: gymnasium.Env) -> gymnasium.Env:
+    """MinAtar's (10, 10, C) boolean images as (C, 10, 10) float32, the layout conv nets take."""
+    h, w, c = env.observation_space.shape
+    space = spaces.Box(0.0, 1.0, (c, h, w), np.float32)
+    return wrappers.TransformObservation(env, lambda o: np.moveaxis(o, -1, 0).astype(np.float32), space)
 
 
 class EnvBatch:
@@ -44,7 +77,7 @@ class EnvBatch:
         truncated = np.zeros(n, dtype=bool)
         final_obs = {}
         for k, env in enumerate(self.envs):
-            obs, r, term, trunc, _ = env.step(actions[k])
+            obs, r, term, trunc, info = env.step(actions[k])
             rewards[k] = r
             self.episode_return[k] += r
             self.episode_length[k] += 1
@@ -52,7 +85,9 @@ class EnvBatch:
                 terminated[k], truncated[k] = term, trunc and not term
                 if truncated[k]:
                     final_obs[k] = np.asarray(obs, dtype=np.float32)
-                self.finished_returns.append(float(self.episode_return[k]))
+                # Where training sees clipped rewards, the raw score recorded under the clip is reported.
+                raw = info["episode"]["r"] if "episode" in info else self.episode_return[k]
+                self.finished_returns.append(float(raw))
                 self.finished_lengths.append(int(self.episode_length[k]))
                 self.episode_return[k] = 0.0
                 self.episode_length[k] = 0

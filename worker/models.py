@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from gymnasium import spaces
 from torch import nn
 
 from ps.layout import Layout
@@ -40,6 +41,20 @@ class ActorCritic(nn.Module):
         h = self.pi_torso(obs)
         hv = h if self.v_torso is None else self.v_torso(obs)
         return self.pi(h), self.v(hv).squeeze(-1)
+
+    # The agent's interface, shared with PolicyValueNet: no recurrent state here.
+    recurrent = False
+
+    def initial_state(self, batch: int) -> None:
+        return None
+
+    def step(self, obs: torch.Tensor, state=None):
+        logits, values = self(obs)
+        return logits, values, None
+
+    def unroll(self, obs: torch.Tensor, state, dones: torch.Tensor):
+        """obs [T, K, ...] -> (logits [T*K, A], values [T*K])."""
+        return self(obs.flatten(0, 1))
 
 
 class FlatParams:
@@ -79,5 +94,23 @@ class FlatParams:
 
 
 def build_model(spec, observation_space, action_space) -> nn.Module:
-    obs_dim = int(np.prod(observation_space.shape))
-    return ActorCritic(obs_dim, int(action_space.n), spec.hidden_size, spec.hidden_layers)
+    """The network for this run: chosen from the observation space unless spec.network names one."""
+    from .networks import build_network
+    if (not spec.lstm and isinstance(action_space, spaces.Discrete) and len(observation_space.shape) == 1
+            and choose_network(spec.network, observation_space) == "mlp"):
+        # Vector observations, discrete actions: the two-torso MLP that solves CartPole in seconds.
+        obs_dim = int(np.prod(observation_space.shape))
+        return ActorCritic(obs_dim, int(action_space.n), spec.hidden_size, spec.hidden_layers)
+    return build_network(spec, observation_space, action_space)
+
+
+def choose_network(network: str, observation_space) -> str:
+    """auto: vectors get the MLP; images (C, H, W) the paper's conv net if it fits (>= 36 px), else MinAtar's."""
+    if network != "auto":
+        return network
+    shape = observation_space.shape
+    if len(shape) == 1:
+        return "mlp"
+    if len(shape) == 3:
+        return "atari" if min(shape[1:]) >= 36 else "minatar"
+    raise ValueError(f"no network for observations of shape {shape}: expected a vector or a (C, H, W) image")

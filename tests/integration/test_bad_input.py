@@ -129,7 +129,8 @@ def test_worker_whose_server_goes_away_mid_run_exits_nonzero(tmp_path):
 @pytest.mark.parametrize("args, words", [
     (["--env", "NoSuchEnv-v9"], "NoSuchEnv-v9"),
     (["--algo", "sarsa-lambda"], "a3c"),
-    (["--env", "Pendulum-v1", "--algo", "a3c"], "Pendulum-v1"),
+    (["--env", "Blackjack-v1", "--algo", "a3c"], "Blackjack-v1"),         # Tuple observations: unsupported
+    (["--env", "Pendulum-v1", "--algo", "one-step-q"], "discrete action"),  # Q methods need discrete actions
     (["--t-max", "0"], "--t-max"),
 ])
 def test_ps_serve_refuses_bad_configuration_in_one_line(tmp_path, args, words):

@@ -1,12 +1,20 @@
-"""The A3C actor-learner step: t_max steps on each env with fixed parameters, then the summed loss."""
+"""The A3C actor-learner step: t_max steps on each env with fixed parameters, then the summed loss.
+
+With --lstm the recurrent state of each env is carried from one rollout to the next and zeroed when
+its episode ends; the loss unrolls the LSTM from the state the rollout started with, which enters as
+a constant, so gradients are truncated at t_max steps (truncated backpropagation through time).
+"""
 from __future__ import annotations
 
 import numpy as np
 import torch
+from gymnasium import spaces
 
-from ..algorithms.a3c import a3c_loss
+from ..algorithms.a3c import a3c_gaussian_loss, a3c_loss
+from ..algorithms.gaussian import sample_gaussian
 from ..algorithms.returns import n_step_returns
 from ..models import FlatParams, build_model
+from ..networks import reset_state
 from .sampling import sample_categorical
 
 
@@ -17,14 +25,19 @@ class A3CAgent:
         torch.manual_seed(seed)
         self.model = build_model(spec, envs.observation_space, envs.action_space)
         self.flat = FlatParams(self.model)
+        self.continuous = isinstance(envs.action_space, spaces.Box)
         T, K = spec.t_max, len(envs)
         obs_shape = envs.observation_space.shape
         self.obs = torch.zeros((T, K, *obs_shape))
-        self.actions = np.zeros((T, K), dtype=np.int64)
+        if self.continuous:
+            self.actions = np.zeros((T, K, *envs.action_space.shape), dtype=np.float32)
+        else:
+            self.actions = np.zeros((T, K), dtype=np.int64)
         self.rewards = np.zeros((T, K), dtype=np.float32)
         self.terminated = np.zeros((T, K), dtype=bool)
         self.truncated = np.zeros((T, K), dtype=bool)
         self.truncation_values = np.zeros((T, K), dtype=np.float32)
+        self.state = self.model.initial_state(K)  # recurrent state per env, carried across rollouts
 
     def learn_step(self, envs) -> tuple[int, dict]:
         """Act t_max steps on every env, then backward the summed A3C loss into self.flat.grads.
@@ -33,29 +46,57 @@ class A3CAgent:
         """
         T, K = self.spec.t_max, len(envs)
         self.truncation_values.fill(0.0)
-        cut: list[tuple[int, int, np.ndarray]] = []
+        # A plain copy of the carried state: the rollout's loss starts from it as a constant.
+        start_state = None if self.state is None else tuple(s.clone() for s in self.state)
+        state = self.state
+        cut: list[tuple[int, int, np.ndarray, object]] = []
         with torch.inference_mode():
             for t in range(T):
                 obs_t = torch.from_numpy(envs.obs)
                 self.obs[t].copy_(obs_t)
-                logits, _ = self.model(obs_t)
-                actions = sample_categorical(logits, self.rng)
+                policy, _, state = self.model.step(obs_t, state)
+                actions = self._sample(policy)
                 self.actions[t] = actions
                 r, term, trunc, final_obs = envs.step(actions)
                 self.rewards[t], self.terminated[t], self.truncated[t] = r, term, trunc
-                cut.extend((t, k, o) for k, o in final_obs.items())
-            _, bootstrap = self.model(torch.from_numpy(envs.obs))
+                cut.extend((t, k, o, _row(state, k)) for k, o in final_obs.items())
+                state = reset_state(state, torch.from_numpy(term | trunc))
+            _, bootstrap, _ = self.model.step(torch.from_numpy(envs.obs), state)
             if cut:
-                _, v_final = self.model(torch.from_numpy(np.stack([o for _, _, o in cut])))
-                for (t, k, _), v in zip(cut, v_final.numpy()):
-                    self.truncation_values[t, k] = v
+                self._truncation_values(cut)
+        self.state = state
         returns = n_step_returns(self.rewards, self.terminated, self.truncated, self.truncation_values,
                                  bootstrap.numpy(), self.spec.gamma)
         self.flat.zero_grads()
-        logits, values = self.model(self.obs.flatten(0, 1))
-        loss = a3c_loss(logits, values, torch.from_numpy(self.actions.reshape(-1)),
-                        torch.from_numpy(returns.reshape(-1)), self.spec.entropy_beta, self.spec.value_coef)
+        dones = torch.from_numpy(self.terminated | self.truncated)
+        policy, values = self.model.unroll(self.obs, start_state, dones)
+        loss = self._loss(policy, values, torch.from_numpy(returns.reshape(-1)))
         loss.total.backward()
         n = T * K
         return n, {"policy_loss": loss.policy_loss / n, "value_loss": loss.value_loss / n,
                    "entropy": loss.entropy / n}
+
+    def _sample(self, policy) -> np.ndarray:
+        if self.continuous:
+            return sample_gaussian(*policy, self.rng)  # the env's ClipAction keeps it within bounds
+        return sample_categorical(policy, self.rng)
+
+    def _loss(self, policy, values: torch.Tensor, returns: torch.Tensor):
+        beta, value_coef = self.spec.entropy_beta, self.spec.value_coef
+        if self.continuous:
+            actions = torch.from_numpy(self.actions.reshape(-1, self.actions.shape[-1]))
+            return a3c_gaussian_loss(*policy, values, actions, returns, beta, value_coef)
+        return a3c_loss(policy, values, torch.from_numpy(self.actions.reshape(-1)), returns, beta, value_coef)
+
+    def _truncation_values(self, cut) -> None:
+        """V(s_final) of episodes cut by a time limit, from each env's state before its reset."""
+        obs = torch.from_numpy(np.stack([o for _, _, o, _ in cut]))
+        rows = [s for _, _, _, s in cut]
+        state = None if rows[0] is None else tuple(torch.stack(parts) for parts in zip(*rows))
+        _, v_final, _ = self.model.step(obs, state)
+        for (t, k, _, _), v in zip(cut, v_final.numpy()):
+            self.truncation_values[t, k] = v
+
+
+def _row(state, k: int):
+    return None if state is None else (state[0][k], state[1][k])

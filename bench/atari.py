@@ -1,0 +1,167 @@
+"""Atari at the paper's scale, measured here: Pong with the paper's network (feed-forward and LSTM)
+on a real cluster, and MinAtar's time to a mean-return threshold.
+
+    python -m bench.atari                 # Pong 1 and 2 workers, with and without --lstm; MinAtar Breakout
+    python -m bench.atari --quick         # shorter Pong runs, MinAtar feed-forward only
+
+Pong: frames/s per worker (one worker alone) and for 2 workers, from the pushes' own timestamps
+(start-up excluded); updates/s; bytes per update on the wire (the push's gradient plus the reply's
+parameters, as serialized protobuf); the server's time per push (decode, clip, shared-RMSProp apply,
+parameter copy) measured on the server's own code in this process. The baseline is one worker's
+learn_step with no server (env + network only), in the same run. A frame is one emulator frame:
+one agent step is 4 (frame skip). Ends with the projection to a paper-style run of 80M frames.
+"""
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench.common import console, fmt, print_table
+from bench.runs import run_cluster
+from ps.families import ATARI_FRAME_SKIP
+
+PONG = "ALE/Pong-v5"
+PAPER_FRAMES = 80_000_000
+
+
+def learn_step_rate(lstm: bool, seconds: float) -> float:
+    """Agent steps/s of one worker's act-and-learn loop alone (no server): the baseline."""
+    import torch
+
+    from ps.config import RunSpec
+    from ps.envcheck import with_env_defaults
+    from worker.agents.a3c import A3CAgent
+    from worker.envs import EnvBatch
+    torch.set_num_threads(1)
+    spec = with_env_defaults(RunSpec(env_id=PONG, lstm=lstm), given=set())
+    envs = EnvBatch(PONG, spec.envs_per_worker, seed=0)
+    agent = A3CAgent(spec, envs, seed=0)
+    agent.learn_step(envs)  # warm-up
+    steps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        steps += agent.learn_step(envs)[0]
+    rate = steps / (time.perf_counter() - start)
+    envs.close()
+    return rate
+
+
+def wire_and_server_cost(lstm: bool, pushes: int = 30) -> tuple[int, int, float, int]:
+    """(push bytes, reply bytes, server seconds per push, parameters) for Pong's network."""
+    from ps.api.v1 import parameter_server_pb2 as pb
+    from ps.config import RunSpec, ServerConfig
+    from ps.core import ParameterServer
+    from ps.envcheck import with_env_defaults
+    from worker.models import FlatParams, build_model
+    from worker.envs import make_env
+    spec = with_env_defaults(RunSpec(env_id=PONG, lstm=lstm, target_return=None), given=set())
+    env = make_env(PONG)
+    flat = FlatParams(build_model(spec, env.observation_space, env.action_space))
+    env.close()
+    n = flat.layout.size
+    grads = (np.random.default_rng(0).standard_normal(n) * 1e-3).astype(np.float32).tobytes()
+    request = pb.PushRequest(worker_id=1, base_version=0, gradients=pb.Tensor(data=grads, shape=[n], dtype="float32"),
+                             env_steps=spec.steps_per_push)
+    reply = pb.PushReply(params=pb.Tensor(data=flat.values_bytes(), shape=[n], dtype="float32"), version=1)
+    with tempfile.TemporaryDirectory() as run_dir:
+        core = ParameterServer(spec, ServerConfig(run_dir=run_dir))
+        wid, _ = core.register("bench", 0)
+        core.pull(wid, flat.layout, flat.values_bytes())
+        core.push(wid, 0, grads, "float32", [n], spec.steps_per_push, [], [], {})  # warm-up
+        times = []
+        for _ in range(pushes):
+            start = time.perf_counter()
+            core.push(wid, core.version, grads, "float32", [n], spec.steps_per_push, [], [], {})
+            times.append(time.perf_counter() - start)
+        seconds = float(np.median(times))  # the median: other processes on the host add outliers
+        core.close()
+    return request.ByteSize(), reply.ByteSize(), seconds, n
+
+
+def steady_rates(rows: list[dict], skip: float = 0.2) -> tuple[float, float]:
+    """(agent steps/s, updates/s) between the pushes' timestamps, the first `skip` of them dropped."""
+    times = [float(r["time_seconds"]) for r in rows]
+    k = int(len(rows) * skip)
+    span = times[-1] - times[k] if len(times) > k + 1 else float("nan")
+    steps = sum(int(r["env_steps"]) for r in rows[k + 1:])
+    return steps / span, (len(rows) - k - 1) / span
+
+
+def pong_cluster(out: Path, workers: int, lstm: bool, agent_steps: int) -> dict:
+    label = f"pong-{workers}w-{'lstm' if lstm else 'ff'}"
+    run = run_cluster(out / label, label, seed=1, workers=workers, timeout=900,
+                      server_args=["--env", PONG, "--algo", "a3c", "--total-steps", str(agent_steps),
+                                   *(["--lstm"] if lstm else [])])
+    if not run.rows:
+        return {"label": label, "frames_per_second": float("nan"), "updates_per_second": float("nan")}
+    steps_per_second, updates_per_second = steady_rates(run.rows)
+    return {"label": label, "frames_per_second": steps_per_second * ATARI_FRAME_SKIP,
+            "updates_per_second": updates_per_second, "staleness_p50": run.summary["staleness"]["p50"]}
+
+
+def minatar_to_threshold(out: Path, lstm: bool, target: float, budget: int) -> dict:
+    label = f"minatar-breakout-{'lstm' if lstm else 'ff'}"
+    run = run_cluster(out / label, label, seed=1, workers=2, timeout=900,
+                      server_args=["--env", "MinAtar/Breakout-v1", "--algo", "a3c", "--target-return", str(target),
+                                   "--total-steps", str(budget), *(["--lstm"] if lstm else [])])
+    s = run.summary
+    return {"label": label, "solved": s.get("solved"), "seconds": s.get("time_to_target_seconds"),
+            "steps": s.get("steps_to_target"), "wall": run.wall_seconds, "best": s.get("best_mean100")}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.atari", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="shorter Pong runs; MinAtar feed-forward only")
+    p.add_argument("--pong-steps", type=int, default=6000, help="agent steps per Pong cluster run (x4 frames)")
+    p.add_argument("--minatar-target", type=float, default=5.0, help="MinAtar Breakout mean100 threshold")
+    p.add_argument("--minatar-budget", type=int, default=1_000_000, help="MinAtar step budget")
+    p.add_argument("--out-dir", type=Path, default=Path("runs/bench-atari"))
+    args = p.parse_args(argv)
+    pong_steps = args.pong_steps // 3 if args.quick else args.pong_steps
+    console.width = max(console.width, 150)  # the Pong table is wide
+
+    rows, projection = [], {}
+    for lstm in (False, True):
+        name = "LSTM" if lstm else "FF"
+        console.print(f"Pong {name}: baseline, wire, server ...")
+        alone = learn_step_rate(lstm, seconds=5.0 if args.quick else 10.0) * ATARI_FRAME_SKIP
+        push_bytes, reply_bytes, server_seconds, n = wire_and_server_cost(lstm)
+        one = pong_cluster(args.out_dir, 1, lstm, pong_steps)
+        two = pong_cluster(args.out_dir, 2, lstm, 2 * pong_steps)
+        frames_per_push = 4 * 5 * ATARI_FRAME_SKIP  # Atari defaults: 4 envs x t_max 5 agent steps
+        server_cap = frames_per_push / server_seconds
+        rows.append([name, fmt(n, thousands=True), fmt(alone, 0), fmt(one["frames_per_second"], 0),
+                     fmt(one["frames_per_second"] / alone, 2), fmt(two["frames_per_second"], 0),
+                     fmt(two["frames_per_second"] / one["frames_per_second"], 2),
+                     fmt(two["updates_per_second"], 1), f"{(push_bytes + reply_bytes) / 1e6:.2f} MB",
+                     fmt(server_seconds * 1e3, 2), fmt(server_cap, 0)])
+        projection[name] = (two["frames_per_second"], one["frames_per_second"], server_cap)
+    print_table("Pong (ALE/Pong-v5), the paper's network, 4 envs x t_max 5 per push; frames = 4 x agent steps",
+                ["network", "parameters", "frames/s alone (baseline)", "frames/s 1 worker", "x baseline",
+                 "frames/s 2 workers", "x 1 worker", "updates/s 2 workers", "wire/update push+reply",
+                 "server ms/push", "server cap frames/s"], rows)
+
+    console.print(f"A paper-style run: {PAPER_FRAMES / 1e6:.0f}M frames.")
+    for name, (two_fps, one_fps, cap) in projection.items():
+        sixteen = min(15 * one_fps, cap)  # one core left to the server
+        console.print(f"  {name}: here (2 workers, {two_fps:,.0f} frames/s) {PAPER_FRAMES / two_fps / 3600:,.1f} h; "
+                      f"16-core host (15 workers x {one_fps:,.0f}, capped by the server at {cap:,.0f}) "
+                      f"{sixteen:,.0f} frames/s = {PAPER_FRAMES / sixteen / 3600:,.1f} h")
+
+    minatar = [minatar_to_threshold(args.out_dir, lstm, args.minatar_target, args.minatar_budget)
+               for lstm in ((False,) if args.quick else (False, True))]
+    base = minatar[0]["seconds"]
+    print_table(f"MinAtar/Breakout-v1, 2 workers: time and steps to mean100 >= {args.minatar_target:g} "
+                f"(random policy: 0.36)",
+                ["network", "reached", "seconds", "x FF", "env steps", "best mean100", "wall seconds"],
+                [[m["label"], m["solved"], fmt(m["seconds"]), fmt(m["seconds"] / base, 2) if m["seconds"] and base else "-",
+                  fmt(m["steps"], thousands=True), fmt(m["best"], 2), fmt(m["wall"])] for m in minatar])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
