@@ -36,7 +36,7 @@ class QAgent:
         T, K = self.horizon, len(envs)
         obs_shape = envs.observation_space.shape
         self.obs = torch.zeros((T, K, *obs_shape))
-        self.next_obs = torch.zeros((T, K, *obs_shape))  # s' per transition (one-step methods)
+        self.next_obs = torch.zeros((T, K, *obs_shape))  # s' per transition (the final one where truncated)
         self.actions = np.zeros((T, K), dtype=np.int64)
         self.rewards = np.zeros((T, K), dtype=np.float32)
         self.terminated = np.zeros((T, K), dtype=bool)
