@@ -42,8 +42,11 @@ def serve_main(argv=None) -> int:
         config = build_dataclass(ServerConfig, args)
         if args.local_workers < 0:
             raise ConfigError(f"--local-workers must be >= 0, got {args.local_workers}")
-        from .envcheck import check_env, with_env_defaults
+        from .config import with_value_based_defaults
+        from .envcheck import check_env, env_spaces, with_env_defaults
+        from .families import env_family
         spec = with_env_defaults(spec, args.given)  # Atari, MinAtar, continuous: ps/families.py
+        spec = with_value_based_defaults(spec, env_family(spec.env_id, env_spaces(spec.env_id)[1]), args.given)
         log.info("%s", check_env(spec))
     except ConfigError as err:
         return _die(str(err))

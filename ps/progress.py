@@ -35,9 +35,14 @@ def summary_lines(summary: dict) -> list[str]:
                      + ", ".join(f"{n:,} ({reason})" for reason, n in summary["dropped"].items()))
     if summary.get("sync_round_timeouts"):
         lines.append(f"  sync rounds applied without a worker (timeout): {summary['sync_round_timeouts']:,}")
+    if summary.get("target_network"):  # value-based methods: theta- on the server
+        t = summary["target_network"]
+        lines.append(f"  target network: version {t['version']} ({t['copies']:,} copies, every "
+                     f"{t['update_steps']:,} steps), age {t['age_steps']:,} steps, sent {t['sends_total']:,} times")
     for w in summary["workers"]:
         lines.append(f"  worker {w['id']} on {w['host']}: {w['pushes']:,} pushes, {w['env_steps']:,} env steps, "
-                     f"mean staleness {w['mean_staleness']}")
+                     f"mean staleness {w['mean_staleness']}"
+                     + (f", epsilon {w['epsilon']:g}" if "epsilon" in w else ""))
     return lines
 
 

@@ -218,3 +218,19 @@ def test_sarsa_takes_first_the_next_action_it_bootstrapped_from():
         agent.learn_step(envs)
         assert (agent.actions[0][goes_on] == pending[goes_on]).all()
     envs.close()
+
+
+@pytest.mark.parametrize("shape, torso", [((4,), "Linear"), ((4, 10, 10), "Conv2d"), ((4, 84, 84), "Conv2d")])
+def test_q_network_has_a3cs_torso_for_the_observations_and_one_output_per_action(shape, torso):
+    from gymnasium import spaces
+
+    from worker.q_network import build_q_network
+    spec = SimpleNamespace(network="auto", hidden_size=16, hidden_layers=2, lstm=False)
+    net = build_q_network(spec, spaces.Box(0.0, 1.0, shape, np.float32), spaces.Discrete(6))
+    assert type(next(iter(net.torso))).__name__ == torso
+    assert net(torch.zeros(3, *shape)).shape == (3, 6)
+
+
+def test_lstm_with_a_value_based_method_is_refused():
+    with pytest.raises(ConfigError, match="--lstm is for a3c"):
+        RunSpec(algo="n-step-q", lstm=True)
