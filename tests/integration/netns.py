@@ -2,21 +2,23 @@
 
 Each host is a namespace with its own loopback and one veth (`eth0`) whose peer sits on a bridge inside
 a separate "switch" namespace, so nothing is added to the machine's own namespace and nothing routes
-outside: no namespace has a default route, and the subnet is private. Names a process resolves go in
-/etc/netns/<ns>/hosts, which `ip netns exec` mounts over /etc/hosts. `close()` removes every namespace
-and /etc/netns entry it made (deleting a namespace deletes its veths and the bridge with it).
+outside: no namespace has a default route, and the subnet is private. A process started on a host gets
+that host's /etc/hosts bind-mounted over /etc/hosts in its own mount namespace (as the kubelet gives each
+container its own), so names resolve per host and nothing under /etc is written. `close()` removes every
+namespace it made (deleting a namespace deletes its veths, and the bridge with the switch).
 """
 from __future__ import annotations
 
-import os
+import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 import uuid
 from pathlib import Path
 
-ETC_NETNS = Path("/etc/netns")
 ROOT = Path(__file__).resolve().parents[2]
+TOOLS = ("ip", "tc", "unshare", "mount", "sysctl")
 
 
 def _ip(*args: str) -> None:
@@ -24,8 +26,8 @@ def _ip(*args: str) -> None:
 
 
 def cannot_make_namespaces() -> str | None:
-    """Why namespaces cannot be made here (no `ip`, not root, no CAP_SYS_ADMIN ...), or None if they can."""
-    missing = [tool for tool in ("ip", "tc", "unshare", "sysctl") if shutil.which(tool) is None]
+    """Why namespaces cannot be made here (a missing tool, not root ...), or None if they can."""
+    missing = [tool for tool in TOOLS if shutil.which(tool) is None]
     if missing:
         return f"{', '.join(missing)} not installed (iproute2, util-linux, procps)"
     probe = f"a3c-probe-{uuid.uuid4().hex[:8]}"
@@ -46,7 +48,7 @@ class Network:
         self.subnet = subnet
         self.namespaces: list[str] = []
         self.hosts: dict[str, tuple[str, str]] = {}  # host name -> (namespace, address)
-        self._made_etc_netns = False
+        self._etc = Path(tempfile.mkdtemp(prefix=f"a3c-{self.tag}-etc-"))  # each host's hosts file
         self._delay_lines: dict[str, subprocess.Popen] = {}
         try:
             self.switch = self._namespace("sw")
@@ -82,7 +84,13 @@ class Network:
         _ip("-n", ns, "addr", "add", f"{address}/24", "dev", "eth0")
         _ip("-n", ns, "link", "set", "eth0", "up")
         self.hosts[name] = (ns, address)
+        (self._etc / name).write_text(f"127.0.0.1 localhost\n{address} {name}\n")
         return ns
+
+    def resolve(self, host: str, names: list[str], to: str) -> None:
+        """Make `names` resolve to host `to`'s address for processes started on `host`."""
+        with open(self._etc / host, "a") as hosts:
+            hosts.write(f"{self.hosts[to][1]} {' '.join(names)}\n")
 
     def routes(self, host: str) -> list[str]:
         """The host's IPv4 routing table, one route a line."""
@@ -90,16 +98,6 @@ class Network:
         out = subprocess.run(["ip", "-n", ns, "-4", "route", "show", "table", "all"], capture_output=True,
                              text=True, check=True, timeout=30).stdout
         return [line for line in out.splitlines() if line.strip()]
-
-    def resolve(self, host: str, names: list[str], to: str) -> None:
-        """Make `names` resolve to host `to`'s address inside `host` (an /etc/hosts entry)."""
-        ns, _ = self.hosts[host]
-        if not ETC_NETNS.exists():
-            ETC_NETNS.mkdir(parents=True)
-            self._made_etc_netns = True
-        (ETC_NETNS / ns).mkdir(exist_ok=True)
-        lines = ["127.0.0.1 localhost", f"{self.hosts[to][1]} {' '.join(names)}"]
-        (ETC_NETNS / ns / "hosts").write_text("\n".join(lines) + "\n")
 
     def delay(self, host: str, milliseconds: float, towards: str) -> str:
         """Every packet `host` sends to `towards` waits `milliseconds` (egress only, like netem on its link).
@@ -136,33 +134,28 @@ class Network:
             line.wait(timeout=10)
 
     def popen(self, host: str, argv: list[str], env: dict[str, str], hostname: str = "", **kwargs) -> subprocess.Popen:
-        """Start argv inside host's namespace, with its own hostname if given (as a pod has).
+        """Start argv on `host`: in its network namespace, with its /etc/hosts and, if given, its hostname.
 
         `ip netns exec`, `unshare` and `sh -c 'exec ...'` each exec the next: the Popen's pid is the process.
         """
         ns, _ = self.hosts[host]
+        setup = [f"mount --bind {shlex.quote(str(self._etc / host))} /etc/hosts"]
         if hostname:
-            argv = ["unshare", "--uts", "sh", "-c", 'hostname "$0" && exec "$@"', hostname, *argv]
-        return subprocess.Popen(["ip", "netns", "exec", ns, *argv], env=env, **kwargs)
+            setup.append(f"hostname {shlex.quote(hostname)}")
+        script = " && ".join([*setup, 'exec "$@"'])
+        return subprocess.Popen(["ip", "netns", "exec", ns, "unshare", "--mount", "--uts", "sh", "-c", script,
+                                 "sh", *argv], env=env, **kwargs)
 
     def close(self) -> None:
         for host in list(self._delay_lines):
             self.no_delay(host)
         for ns in reversed(self.namespaces):
             subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=30)
-            shutil.rmtree(ETC_NETNS / ns, ignore_errors=True)
         self.namespaces.clear()
-        if self._made_etc_netns:
-            try:
-                ETC_NETNS.rmdir()  # only if empty: someone else may have started using it
-            except OSError:
-                pass
+        shutil.rmtree(self._etc, ignore_errors=True)
 
     def leftovers(self) -> list[str]:
-        """Anything of ours still on the machine (namespaces, /etc/netns entries): empty after close()."""
+        """Anything of ours still on the machine (namespaces, hosts files): empty after close()."""
         listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, timeout=30).stdout
-        prefix = f"a3c-{self.tag}-"
-        found = [line.split()[0] for line in listed.splitlines() if line.startswith(prefix)]
-        if ETC_NETNS.exists():
-            found += [str(p) for p in ETC_NETNS.iterdir() if p.name.startswith(prefix)]
-        return found
+        found = [line.split()[0] for line in listed.splitlines() if line.startswith(f"a3c-{self.tag}-")]
+        return found + ([str(self._etc)] if self._etc.exists() else [])
