@@ -149,6 +149,17 @@ def test_every_container_has_requests_within_limits_and_the_server_time_to_check
     assert pod["terminationGracePeriodSeconds"] >= ServerConfig().stop_grace_seconds + 60
 
 
+def test_pods_run_as_the_images_non_root_user(rendered):
+    users = set(re.findall(r"^USER (\d+):(\d+)$", DOCKERFILE.read_text(), re.MULTILINE))
+    assert len(users) == 1, users  # every image stage ends as the same numeric, non-root user
+    ((uid, gid),) = users
+    for workload in (find(rendered, "StatefulSet", SERVICE), find(rendered, "Deployment", WORKER)):
+        pod = workload["spec"]["template"]["spec"]["securityContext"]
+        assert pod["runAsNonRoot"] is True and (pod["runAsUser"], pod["runAsGroup"]) == (int(uid), int(gid)) != (0, 0)
+        (container,) = containers(workload)
+        assert container["securityContext"]["allowPrivilegeEscalation"] is False
+
+
 def test_large_overlay_has_more_workers_and_bigger_requests_than_local():
     local, large = render("overlays/local"), render("overlays/large")
 
