@@ -42,6 +42,8 @@ def serve_main(argv=None) -> int:
         config = build_dataclass(ServerConfig, args)
         if args.local_workers < 0:
             raise ConfigError(f"--local-workers must be >= 0, got {args.local_workers}")
+        from .auth import check_exposure, load_token
+        check_exposure(config.host, load_token(config.token_file), config.insecure)
         from .config import with_value_based_defaults
         from .envcheck import check_env, env_spaces, with_env_defaults
         from .families import env_family
@@ -50,10 +52,11 @@ def serve_main(argv=None) -> int:
         log.info("%s", check_env(spec))
     except ConfigError as err:
         return _die(str(err))
+    from .checkpoint import CheckpointError
     from .node import run_node
     try:
         return run_node(spec, config, args.local_workers)
-    except OSError as err:
+    except (OSError, CheckpointError, ConfigError) as err:
         return _die(str(err))
 
 

@@ -17,7 +17,7 @@ class PushLog:
         self._path = path
         self._rows: list[tuple] = []
         self._lock = threading.Lock()
-        self._file = open(path, "w", newline="")
+        self._file = open(path, "a", newline="")  # appends on resume; a fresh run moved the old file aside
         self._writer = csv.writer(self._file)
         if self._file.tell() == 0:
             self._writer.writerow(COLUMNS)

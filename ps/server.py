@@ -18,7 +18,9 @@ from .api.convert import flat_tensor, layout_from_proto
 from .api.v1 import parameter_server_pb2 as pb
 from .api.v1 import parameter_server_pb2_grpc as pb_grpc
 from .core import ParameterServer
-from .errors import RequestError, invalid
+from .auth import TokenInterceptor, load_token, server_credentials
+from .errors import RequestError
+from .validate import TRANSPORT_SLACK, check_layout, check_message_size, check_register, check_stats
 
 log = logging.getLogger("ps.server")
 SERVICE_NAME = "a3c.ps.v1.ParameterServer"
@@ -29,6 +31,7 @@ def _handle_errors(method):
     @functools.wraps(method)
     def wrapper(self, request, context):
         try:
+            self._refuse_if(check_message_size, request.ByteSize(), self.core.config.max_message_bytes)
             return method(self, request, context)
         except RequestError as err:
             context.abort(getattr(grpc.StatusCode, err.code), err.message)
@@ -42,16 +45,26 @@ class ParameterServerServicer(pb_grpc.ParameterServerServicer):
     def __init__(self, core: ParameterServer) -> None:
         self.core = core
 
+    def _refuse_if(self, check, *args) -> None:
+        """Run a ps.validate check here in the servicer; count its refusal (the core counts its own)."""
+        try:
+            check(*args)
+        except RequestError as err:
+            self.core.count_rejection(err.reason)
+            raise
+
     @_handle_errors
     def Register(self, request, context):
+        self._refuse_if(check_register, request.host, request.pid)
         worker_id, seed = self.core.register(request.host or context.peer(), request.pid)
         return pb.RegisterReply(worker_id=worker_id, seed=seed, run_spec_json=self.core.spec.to_json(),
                                 incarnation=self.core.incarnation)
 
     @_handle_errors
     def Pull(self, request, context):
-        if request.initial_params.data and request.initial_params.dtype not in ("", "float32"):
-            raise invalid("bad_dtype", "initial parameters must be float32")
+        self.core.check_incarnation(request.incarnation)
+        self._refuse_if(check_layout, [(t.name, list(t.shape)) for t in request.layout.tensors],
+                        request.initial_params.dtype if request.initial_params.data else "")
         params, version, stop, global_step = self.core.pull(
             request.worker_id, layout_from_proto(request.layout), request.initial_params.data)
         target_version, target = self.core.target_reply(request.worker_id)  # theta- (value-based methods)
@@ -60,6 +73,8 @@ class ParameterServerServicer(pb_grpc.ParameterServerServicer):
 
     @_handle_errors
     def Push(self, request, context):
+        self.core.check_incarnation(request.incarnation)
+        self._refuse_if(check_stats, request.stats)
         g = request.gradients
         result = self.core.push(request.worker_id, request.base_version, g.data, g.dtype or "float32",
                                 list(g.shape), request.env_steps, list(request.episode_returns),
@@ -73,6 +88,7 @@ class ParameterServerServicer(pb_grpc.ParameterServerServicer):
 
     @_handle_errors
     def Heartbeat(self, request, context):
+        self.core.check_incarnation(request.incarnation)
         return pb.HeartbeatReply(stop=self.core.heartbeat(request.worker_id))
 
     @_handle_errors
@@ -88,20 +104,27 @@ class ParameterServerServicer(pb_grpc.ParameterServerServicer):
 def start_server(core: ParameterServer) -> tuple[grpc.Server, int, health.HealthServicer]:
     """Start serving the core on config.host:config.port; returns the server, its bound port and health."""
     cfg = core.config
+    # Messages up to TRANSPORT_SLACK x the limit reach the servicer, which refuses and counts those
+    # over the limit; gRPC itself refuses anything bigger (RESOURCE_EXHAUSTED) before buffering it.
     options = [("grpc.max_send_message_length", cfg.max_message_bytes),
-               ("grpc.max_receive_message_length", cfg.max_message_bytes),
+               ("grpc.max_receive_message_length", TRANSPORT_SLACK * cfg.max_message_bytes),
                ("grpc.so_reuseport", 0)]
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=cfg.max_workers), options=options)
+    token = load_token(cfg.token_file)
+    interceptors = [TokenInterceptor(token, core.count_rejection)] if token else []
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=cfg.max_workers), options=options,
+                         interceptors=interceptors)
     pb_grpc.add_ParameterServerServicer_to_server(ParameterServerServicer(core), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     address = f"[{cfg.host}]:{cfg.port}" if ":" in cfg.host else f"{cfg.host}:{cfg.port}"
-    port = server.add_insecure_port(address)
+    port = (server.add_secure_port(address, server_credentials(cfg.tls_cert, cfg.tls_key)) if cfg.tls_cert
+            else server.add_insecure_port(address))
     if port == 0:
         raise OSError(f"cannot bind {address}: is the port in use?")
     server.start()
     for name in ("", SERVICE_NAME):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     (core.run_dir / "port").write_text(f"{port}\n")
-    log.info("serving %s on %s:%d (pid %d)", SERVICE_NAME, cfg.host, port, os.getpid())
+    log.info("serving %s on %s:%d (pid %d; %s, %s)", SERVICE_NAME, cfg.host, port, os.getpid(),
+             "TLS" if cfg.tls_cert else "plaintext", "token required" if token else "no token")
     return server, port, health_servicer

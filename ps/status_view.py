@@ -24,19 +24,19 @@ BAR_WIDTH = 40
 class StatusClient:
     """The one place ps-status opens its channel (credentials or TLS options go here)."""
 
-    def __init__(self, address: str, timeout: float) -> None:
-        import grpc
-
+    def __init__(self, address: str, timeout: float, token: str = "", tls_ca: str = "") -> None:
         from .api.v1 import parameter_server_pb2 as pb
         from .api.v1 import parameter_server_pb2_grpc as pb_grpc
+        from .auth import call_metadata, client_channel
         self.address, self.timeout = address, timeout
         self._request = pb.StatusRequest()
-        self._channel = grpc.insecure_channel(address)
+        self._channel = client_channel(address, tls_ca)
         self._stub = pb_grpc.ParameterServerStub(self._channel)
+        self._metadata = call_metadata(token)
 
     def fetch(self) -> dict:
         """The status document; raises grpc.RpcError when the server does not answer."""
-        reply = self._stub.Status(self._request, timeout=self.timeout)
+        reply = self._stub.Status(self._request, timeout=self.timeout, metadata=self._metadata)
         return json.loads(reply.status_json)
 
     def close(self) -> None:
@@ -141,9 +141,18 @@ def main(argv=None) -> int:
     p.add_argument("--watch", action="store_true", help="refresh live until Ctrl-C or the run ends")
     p.add_argument("--interval", type=float, default=1.0, help="seconds between refreshes with --watch (default 1)")
     p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the server (default 5)")
+    p.add_argument("--token-file", default="", metavar="PATH", help="the server's shared token (default: env A3C_TOKEN)")
+    p.add_argument("--tls-ca", default="", metavar="PEM", help="CA certificate to verify a TLS server with")
     args = p.parse_args(argv)
     import grpc
-    client = StatusClient(args.ps, args.timeout)
+
+    from .auth import load_token
+    from .config import ConfigError
+    try:
+        client = StatusClient(args.ps, args.timeout, load_token(args.token_file), args.tls_ca)
+    except ConfigError as err:
+        print(f"ps-status: error: {err}", file=sys.stderr)
+        return 2
     console = Console()
     try:
         if args.watch and not args.json:

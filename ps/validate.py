@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from .errors import invalid
+from .errors import RequestError, invalid
 
 WIRE_DTYPES = {"float32": np.dtype("<f4"), "float16": np.dtype("<f2")}
 MAX_ENV_STEPS_PER_PUSH = 10_000_000
@@ -38,7 +38,8 @@ def decode_gradient(data: bytes, dtype: str, shape: list[int], expected_size: in
 def _norm32(d: np.ndarray) -> float:
     # float32 dot may overflow for huge-but-finite values; recheck those in float64 so that
     # only truly non-finite input is refused.
-    sq = float(np.dot(d, d))
+    with np.errstate(over="ignore"):
+        sq = float(np.dot(d, d))
     if math.isfinite(sq):
         return math.sqrt(sq)
     if not np.isfinite(d).all():
@@ -53,3 +54,56 @@ def check_counts(env_steps: int, returns: list[float], lengths: list[int]) -> No
         raise invalid("non_finite", "an episode return is NaN or Inf")
     if lengths and len(lengths) != len(returns):
         raise invalid("bad_episodes", f"{len(returns)} episode returns but {len(lengths)} lengths")
+    if len(returns) > env_steps:  # each finished episode ended on one of this push's steps
+        raise invalid("bad_episodes", f"{len(returns)} episodes finished in a push of {env_steps} env steps")
+    if any(n < 0 or n > MAX_EPISODE_LENGTH for n in lengths):
+        raise invalid("bad_episodes", f"an episode length is outside 0..{MAX_EPISODE_LENGTH}")
+
+
+# --- limits on the other fields of Register, Pull and Push (hostile input gets a clear refusal) ---
+MAX_EPISODE_LENGTH = 10**9
+MAX_HOST_CHARS = 253          # a DNS name
+MAX_PID = 2**31 - 1
+MAX_TENSORS = 4096
+MAX_NAME_CHARS = 256
+MAX_STATS = 64
+MAX_STAT_KEY_CHARS = 64
+TRANSPORT_SLACK = 2           # gRPC's own cap is this multiple of --max-message-bytes
+
+
+def check_register(host: str, pid: int) -> None:
+    if len(host) > MAX_HOST_CHARS or not host.isprintable():
+        raise invalid("bad_register", f"host must be at most {MAX_HOST_CHARS} printable characters")
+    if not 0 <= pid <= MAX_PID:
+        raise invalid("bad_register", f"pid {pid} is outside 0..{MAX_PID}")
+
+
+def check_layout(tensors: list[tuple[str, list[int]]], initial_dtype: str) -> None:
+    """A layout offered in Pull: named, non-empty tensors of positive dimensions, float32 values."""
+    if initial_dtype not in ("", "float32"):
+        raise invalid("bad_dtype", "initial parameters must be float32")
+    if not 0 < len(tensors) <= MAX_TENSORS:
+        raise invalid("bad_layout", f"a layout needs 1..{MAX_TENSORS} tensors, got {len(tensors)}")
+    names = set()
+    for name, shape in tensors:
+        if not name or len(name) > MAX_NAME_CHARS or not name.isprintable() or name in names:
+            raise invalid("bad_layout", f"tensor names must be unique, printable, 1..{MAX_NAME_CHARS} characters")
+        names.add(name)
+        if not 0 < len(shape) <= 8 or any(not 0 < d <= 2**31 for d in shape):
+            raise invalid("bad_layout", f"tensor {name[:40]!r} has shape {list(shape)[:9]}: need 1..8 positive dimensions")
+
+
+def check_stats(stats) -> None:
+    if len(stats) > MAX_STATS:
+        raise invalid("bad_stats", f"at most {MAX_STATS} stats per push, got {len(stats)}")
+    for key, value in stats.items():
+        if not key or len(key) > MAX_STAT_KEY_CHARS or not key.isprintable():
+            raise invalid("bad_stats", f"stat names must be printable, 1..{MAX_STAT_KEY_CHARS} characters")
+        if not math.isfinite(value):
+            raise invalid("non_finite", f"stat {key!r} is NaN or Inf")
+
+
+def check_message_size(nbytes: int, limit: int) -> None:
+    if nbytes > limit:
+        raise RequestError("RESOURCE_EXHAUSTED", "too_large",
+                           f"message of {nbytes} bytes exceeds the server's --max-message-bytes {limit}")

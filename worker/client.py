@@ -16,6 +16,7 @@ import grpc
 from ps.api.convert import flat_tensor, layout_to_proto
 from ps.api.v1 import parameter_server_pb2 as pb
 from ps.api.v1 import parameter_server_pb2_grpc as pb_grpc
+from ps.auth import call_metadata, client_channel
 from ps.layout import Layout
 
 log = logging.getLogger("worker.client")
@@ -35,6 +36,10 @@ class ServerRefused(Exception):
         self.details = details
 
 
+class UnknownWorker(ServerRefused):
+    """NOT_FOUND: this worker id is not known to the server's current incarnation (it restarted)."""
+
+
 @dataclass(frozen=True)
 class ClientConfig:
     address: str
@@ -47,32 +52,45 @@ class ClientConfig:
     """Largest gRPC message either way."""
     backoff_initial_seconds: float = 0.1
     backoff_max_seconds: float = 5.0
+    token: str = ""
+    """Shared token sent as call metadata (ps/auth.py); empty when the server needs none."""
+    tls_ca: str = ""
+    """CA certificate (PEM file) to verify a TLS server with; empty = plaintext."""
 
 
 class PSClient:
     def __init__(self, config: ClientConfig) -> None:
         self.config = config
         options = [("grpc.max_send_message_length", config.max_message_bytes),
-                   ("grpc.max_receive_message_length", config.max_message_bytes)]
-        self._channel = grpc.insecure_channel(config.address, options=options)
+                   ("grpc.max_receive_message_length", config.max_message_bytes),
+                   # reconnect as fast as we retry, so a restarted server is found within seconds
+                   ("grpc.initial_reconnect_backoff_ms", int(config.backoff_initial_seconds * 1000)),
+                   ("grpc.max_reconnect_backoff_ms", int(config.backoff_max_seconds * 1000))]
+        self._channel = client_channel(config.address, config.tls_ca, options)
         self._stub = pb_grpc.ParameterServerStub(self._channel)
+        self._metadata = call_metadata(config.token)
+        self.incarnation = ""  # the server's, from the last Register; sent with every later call
 
     def register(self, host: str, pid: int) -> pb.RegisterReply:
-        return self._call(self._stub.Register, pb.RegisterRequest(host=host, pid=pid))
+        reply = self._call(self._stub.Register, pb.RegisterRequest(host=host, pid=pid))
+        self.incarnation = reply.incarnation
+        return reply
 
     def pull(self, worker_id: int, layout: Layout, initial: bytes = b"") -> pb.PullReply:
         return self._call(self._stub.Pull, pb.PullRequest(
-            worker_id=worker_id, layout=layout_to_proto(layout),
+            worker_id=worker_id, layout=layout_to_proto(layout), incarnation=self.incarnation,
             initial_params=flat_tensor(initial) if initial else None))
 
     def push(self, request: pb.PushRequest) -> pb.PushReply:
         """One attempt only: a push that failed in flight may or may not have been applied, and its
         gradient is stale by then anyway; the caller re-pulls instead of re-sending it."""
+        request.incarnation = self.incarnation
         return self._call(self._stub.Push, request, retry=False)
 
     def leave(self, worker_id: int, reason: str) -> None:
         try:
-            self._stub.Leave(pb.LeaveRequest(worker_id=worker_id, reason=reason), timeout=2.0)
+            self._stub.Leave(pb.LeaveRequest(worker_id=worker_id, reason=reason), timeout=2.0,
+                             metadata=self._metadata)
         except grpc.RpcError:
             pass  # the server may already be gone; leaving is a courtesy
 
@@ -85,11 +103,12 @@ class PSClient:
         delay = cfg.backoff_initial_seconds
         while True:
             try:
-                return method(request, timeout=cfg.call_timeout_seconds)
+                return method(request, timeout=cfg.call_timeout_seconds, metadata=self._metadata)
             except grpc.RpcError as err:
                 code = err.code()
                 if code not in TRANSIENT:
-                    raise ServerRefused(code, err.details() or "") from None
+                    refused = UnknownWorker if code == grpc.StatusCode.NOT_FOUND else ServerRefused
+                    raise refused(code, err.details() or "") from None
                 now = time.monotonic()
                 first_failure = first_failure or now
                 waited = now - first_failure

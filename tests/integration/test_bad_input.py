@@ -15,11 +15,13 @@ from tests.conftest import cli, kill, start_server
 
 LAYOUT = Layout.from_pairs([("w", (4, 2)), ("b", (2,))])
 N = LAYOUT.size
+MESSAGE_LIMIT = 4 * 1024 * 1024
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    server = start_server(tmp_path_factory.mktemp("bad") / "run", "--total-steps", "1000000")
+    server = start_server(tmp_path_factory.mktemp("bad") / "run", "--total-steps", "1000000",
+                          "--max-message-bytes", str(MESSAGE_LIMIT))
     yield server
     kill(server.proc)
 
@@ -97,6 +99,76 @@ def test_layout_mismatch_names_both_hashes(joined):
         stub.Pull(pb.PullRequest(worker_id=reg.worker_id, layout=layout_to_proto(other)), timeout=5)
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert other.hash in err.value.details() and LAYOUT.hash in err.value.details()
+
+
+def _grad(n=N):
+    return pb.Tensor(data=np.ones(n, np.float32).tobytes(), shape=[n], dtype="float32")
+
+
+def _layout(pairs):
+    return pb.Layout(tensors=[pb.TensorSpec(name=n, shape=s) for n, s in pairs])
+
+
+# Every other field of Register, Pull, Push and Heartbeat: (call, status, counter, words in the message)
+BAD_REQUESTS = {
+    "host too long": (lambda s, w: s.Register(pb.RegisterRequest(host="h" * 300, pid=1), timeout=5),
+                      "INVALID_ARGUMENT", "bad_register", "host"),
+    "host with a newline": (lambda s, w: s.Register(pb.RegisterRequest(host="a\nb", pid=1), timeout=5),
+                            "INVALID_ARGUMENT", "bad_register", "printable"),
+    "negative pid": (lambda s, w: s.Register(pb.RegisterRequest(host="h", pid=-5), timeout=5),
+                     "INVALID_ARGUMENT", "bad_register", "pid -5"),
+    "layout with a negative dimension": (
+        lambda s, w: s.Pull(pb.PullRequest(worker_id=w, layout=_layout([("w", [4, -2])])), timeout=5),
+        "INVALID_ARGUMENT", "bad_layout", "positive dimensions"),
+    "layout with duplicate names": (
+        lambda s, w: s.Pull(pb.PullRequest(worker_id=w, layout=_layout([("w", [2]), ("w", [2])])), timeout=5),
+        "INVALID_ARGUMENT", "bad_layout", "unique"),
+    "empty layout": (lambda s, w: s.Pull(pb.PullRequest(worker_id=w), timeout=5),
+                     "INVALID_ARGUMENT", "bad_layout", "1..4096 tensors"),
+    "float64 initial parameters": (
+        lambda s, w: s.Pull(pb.PullRequest(worker_id=w, layout=layout_to_proto(LAYOUT), initial_params=pb.Tensor(
+            data=np.zeros(N, np.float64).tobytes(), dtype="float64")), timeout=5),
+        "INVALID_ARGUMENT", "bad_dtype", "float32"),
+    "NaN stat": (lambda s, w: s.Push(pb.PushRequest(worker_id=w, gradients=_grad(), env_steps=5,
+                                                    stats={"loss": float("nan")}), timeout=5),
+                 "INVALID_ARGUMENT", "non_finite", "stat 'loss'"),
+    "too many stats": (lambda s, w: s.Push(pb.PushRequest(worker_id=w, gradients=_grad(), env_steps=5,
+                                                          stats={f"s{i}": 1.0 for i in range(100)}), timeout=5),
+                       "INVALID_ARGUMENT", "bad_stats", "at most"),
+    "negative env steps": (lambda s, w: s.Push(pb.PushRequest(worker_id=w, gradients=_grad(), env_steps=-1),
+                                               timeout=5), "INVALID_ARGUMENT", "bad_env_steps", "env_steps -1"),
+    "more episodes than steps": (
+        lambda s, w: s.Push(pb.PushRequest(worker_id=w, gradients=_grad(), env_steps=1, episode_returns=[1, 2],
+                                           episode_lengths=[1, 1]), timeout=5),
+        "INVALID_ARGUMENT", "bad_episodes", "2 episodes"),
+    "negative episode length": (
+        lambda s, w: s.Push(pb.PushRequest(worker_id=w, gradients=_grad(), env_steps=5, episode_returns=[1],
+                                           episode_lengths=[-3]), timeout=5),
+        "INVALID_ARGUMENT", "bad_episodes", "length"),
+    "push from an earlier incarnation": (
+        lambda s, w: s.Push(pb.PushRequest(worker_id=w, gradients=_grad(), env_steps=5, incarnation="0ld1ncarnat10n"),
+                            timeout=5), "NOT_FOUND", "unknown_worker", "register again"),
+    "heartbeat from an earlier incarnation": (
+        lambda s, w: s.Heartbeat(pb.HeartbeatRequest(worker_id=w, incarnation="0ld1ncarnat10n"), timeout=5),
+        "NOT_FOUND", "unknown_worker", "restarted"),
+    "message over --max-message-bytes": (
+        lambda s, w: s.Push(pb.PushRequest(worker_id=w, gradients=_grad(MESSAGE_LIMIT // 4 + 1000), env_steps=5),
+                            timeout=30), "RESOURCE_EXHAUSTED", "too_large", "--max-message-bytes"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_REQUESTS, ids=list(BAD_REQUESTS))
+def test_every_other_bad_field_is_refused_counted_and_changes_nothing(joined, case):
+    stub, wid = joined
+    call, code, reason, words = BAD_REQUESTS[case]
+    before = _params_hash(stub, wid)
+    count = _rejected(stub).get(reason, 0)
+    with pytest.raises(grpc.RpcError) as err:
+        call(stub, wid)
+    assert err.value.code() == getattr(grpc.StatusCode, code)
+    assert words in err.value.details() and "\n" not in err.value.details()
+    assert _rejected(stub)[reason] == count + 1
+    assert _params_hash(stub, wid) == before
 
 
 def test_worker_run_against_a_missing_server_names_the_address_and_exits_nonzero():
