@@ -10,6 +10,9 @@ import subprocess
 import sys
 import threading
 
+from . import resume
+from .auth import local_worker_args
+from .checkpoint import Checkpointer, checkpoint_dir
 from .config import RunSpec, ServerConfig
 from .core import ParameterServer
 from .metrics import serve_metrics
@@ -24,14 +27,20 @@ log = logging.getLogger("ps")
 WATCH_SECONDS = 0.25
 
 
-def start_local_workers(count: int, port: int) -> list[subprocess.Popen]:
+def start_local_workers(count: int, port: int, extra: list[str] = ()) -> list[subprocess.Popen]:
     """worker-run subprocesses on this host (fork+exec: no gRPC state crosses the fork)."""
-    cmd = [sys.executable, "-m", "worker.cli", "--ps", f"127.0.0.1:{port}"]
+    cmd = [sys.executable, "-m", "worker.cli", "--ps", f"127.0.0.1:{port}", *extra]
     return [subprocess.Popen(cmd) for _ in range(count)]
 
 
 def run_node(spec: RunSpec, config: ServerConfig, local_workers: int = 0) -> int:
+    resumed = resume.prepare(spec, config)  # before the core opens pushes.csv; CheckpointError -> exit 2
     core = ParameterServer(spec, config)
+    if resumed is not None:
+        core.load_state_dict(resumed[1])
+        print(f"ps-serve: resuming from {resumed[0]} (T {core.global_step}, version {core.version})",
+              file=sys.stderr, flush=True)
+    checkpointer = Checkpointer(core.state_dict, checkpoint_dir(core.run_dir), config.checkpoint_every_seconds)
     core.observers += [RateWindow(), TensorBoardWriter(core.run_dir / "tb")]
     if config.metrics_port >= 0:
         serve_metrics(core, config.host, config.metrics_port)
@@ -43,7 +52,8 @@ def run_node(spec: RunSpec, config: ServerConfig, local_workers: int = 0) -> int
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, on_signal)
 
-    children = start_local_workers(local_workers, port)
+    checkpointer.start()
+    children = start_local_workers(local_workers, port, local_worker_args(config))
     progress = ProgressReporter(core.status, config.progress_seconds)
     progress.start()
     exit_code = 0
@@ -65,6 +75,7 @@ def run_node(spec: RunSpec, config: ServerConfig, local_workers: int = 0) -> int
         core.close()
         health.enter_graceful_shutdown()
         server.stop(grace=1.0).wait()
+        checkpointer.stop()  # the final checkpoint, once no push can land any more
         for child in children:
             if child.poll() is None:
                 child.terminate()

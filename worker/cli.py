@@ -13,6 +13,8 @@ import sys
 from .delay import InjectedDelay
 from .client import ClientConfig, PSClient, ServerRefused, ServerUnavailable
 from .loop import ActorLearner
+from ps.auth import load_token
+from ps.config import ConfigError
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -26,6 +28,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--inject-delay-ms", default=None, metavar="MEAN[:JITTER]", type=InjectedDelay.parse,
                    help="EXPERIMENT KNOB, off by default: sleep MEAN ms (+/- uniform JITTER ms) before each "
                         "push, to raise staleness on one machine without root")
+    p.add_argument("--token-file", default="", metavar="PATH",
+                   help="file holding the server's shared token (default: env A3C_TOKEN, else none)")
+    p.add_argument("--tls-ca", default="", metavar="PEM", help="CA certificate to verify a TLS server with")
     p.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     return p.parse_args(argv)
 
@@ -33,8 +38,13 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    client = PSClient(ClientConfig(address=args.ps, connect_timeout_seconds=args.connect_timeout,
-                                   call_timeout_seconds=args.call_timeout))
+    try:
+        client = PSClient(ClientConfig(address=args.ps, connect_timeout_seconds=args.connect_timeout,
+                                       call_timeout_seconds=args.call_timeout, tls_ca=args.tls_ca,
+                                       token=load_token(args.token_file)))
+    except ConfigError as err:
+        print(f"worker-run: error: {err}", file=sys.stderr)
+        return 2
     learner = ActorLearner(client, delay=args.inject_delay_ms)
     try:
         learner.run()
