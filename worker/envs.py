@@ -37,9 +37,12 @@ def atari_env(env_id: str) -> gymnasium.Env:
     env = gymnasium.make(env_id, frameskip=1, repeat_action_probability=0.0)  # the wrapper skips frames
     env = wrappers.AtariPreprocessing(env, noop_max=30, frame_skip=ATARI_FRAME_SKIP, screen_size=84,
                                       grayscale_obs=True, scale_obs=True)
-    env = wrappers.FrameStackObservation(env, 4)
-    env = wrappers.RecordEpisodeStatistics(env)
-    return wrappers.ClipReward(env, -1.0, 1.0)
+    return clip_rewards_report_score(wrappers.FrameStackObservation(env, 4))
+
+
+def clip_rewards_report_score(env: gymnasium.Env) -> gymnasium.Env:
+    """Rewards clipped to [-1, 1] for training; the raw episode score recorded under the clip."""
+    return wrappers.ClipReward(wrappers.RecordEpisodeStatistics(env), -1.0, 1.0)
 
 
 def minatar_env(env: gymnasium.Env) -> gymnasium.Env:
