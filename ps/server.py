@@ -93,6 +93,7 @@ class ParameterServerServicer(pb_grpc.ParameterServerServicer):
 
     @_handle_errors
     def Leave(self, request, context):
+        self.core.check_incarnation(request.incarnation)
         self.core.leave(request.worker_id, request.reason)
         return pb.LeaveReply()
 

@@ -89,7 +89,8 @@ class PSClient:
 
     def leave(self, worker_id: int, reason: str) -> None:
         try:
-            self._stub.Leave(pb.LeaveRequest(worker_id=worker_id, reason=reason), timeout=2.0,
+            self._stub.Leave(pb.LeaveRequest(worker_id=worker_id, reason=reason, incarnation=self.incarnation),
+                             timeout=2.0,
                              metadata=self._metadata)
         except grpc.RpcError:
             pass  # the server may already be gone; leaving is a courtesy

@@ -151,6 +151,9 @@ BAD_REQUESTS = {
     "heartbeat from an earlier incarnation": (
         lambda s, w: s.Heartbeat(pb.HeartbeatRequest(worker_id=w, incarnation="0ld1ncarnat10n"), timeout=5),
         "NOT_FOUND", "unknown_worker", "restarted"),
+    "leave from an earlier incarnation": (
+        lambda s, w: s.Leave(pb.LeaveRequest(worker_id=w, reason="x", incarnation="0ld1ncarnat10n"), timeout=5),
+        "NOT_FOUND", "unknown_worker", "restarted"),
     "message over --max-message-bytes": (
         lambda s, w: s.Push(pb.PushRequest(worker_id=w, gradients=_grad(MESSAGE_LIMIT // 4 + 1000), env_steps=5),
                             timeout=30), "RESOURCE_EXHAUSTED", "too_large", "--max-message-bytes"),

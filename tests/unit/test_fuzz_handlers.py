@@ -23,8 +23,9 @@ from ps.server import ParameterServerServicer, start_server
 
 LAYOUT = Layout.from_pairs([("w", (4, 2)), ("b", (2,))])
 N = LAYOUT.size
-BATCH = 25            # inputs per hypothesis example
-EXAMPLES = 420        # 420 x 25 = 10,500 in-process inputs
+BATCH = 25            # drawn inputs per hypothesis example ...
+MUTANTS = 3           # ... each also sent as this many byte-mutated copies (cheap to make, seeded by the draw)
+EXAMPLES = 105        # 105 x 25 x (1 + 3) = 10,500 in-process inputs
 RAW_OVER_GRPC = 300   # plus this many through real gRPC
 METHODS = {"Register": pb.RegisterRequest, "Pull": pb.PullRequest, "Push": pb.PushRequest,
            "Heartbeat": pb.HeartbeatRequest, "Leave": pb.LeaveRequest, "Status": pb.StatusRequest}
@@ -122,7 +123,7 @@ def messages(wid_and_incarnation):
             episode_lengths=st.lists(int64, max_size=3), stats=st.dictionaries(text, floats, max_size=3),
             target_version=int64, incarnation=incs)),
         st.tuples(st.just("Heartbeat"), st.builds(pb.HeartbeatRequest, worker_id=wids, incarnation=incs)),
-        st.tuples(st.just("Leave"), st.builds(pb.LeaveRequest, worker_id=int64, reason=text)),
+        st.tuples(st.just("Leave"), st.builds(pb.LeaveRequest, worker_id=int64, reason=text, incarnation=incs)),
         st.tuples(st.just("Status"), st.just(pb.StatusRequest())),
     )
 
@@ -135,11 +136,11 @@ def valid_push(wid, inc) -> bytes:
 
 @st.composite
 def mutated(draw, wid, inc):
-    """A valid Push or Pull with bytes flipped, inserted or cut, sent to some handler."""
+    """A valid Push or Pull with bytes flipped, inserted or cut (or none), sent to some handler."""
     seed = draw(st.sampled_from([valid_push(wid, inc), pb.PullRequest(
         worker_id=wid, layout=layout_to_proto(LAYOUT), incarnation=inc).SerializeToString()]))
     blob = bytearray(seed)
-    for _ in range(draw(st.integers(1, 4))):
+    for _ in range(draw(st.integers(0, 3))):  # 0: the valid message itself, so pushes also get applied
         op, at = draw(st.sampled_from(["flip", "insert", "cut"])), draw(st.integers(0, len(blob)))
         if op == "flip" and at < len(blob):
             blob[at] ^= 1 << draw(st.integers(0, 7))
@@ -152,11 +153,30 @@ def mutated(draw, wid, inc):
 
 def inputs(target):
     key = (target.wid, target.core.incarnation)
-    return st.one_of(
+    drawn = st.one_of(
         messages(key).map(lambda m: ("msg", *m)),
         mutated(*key).map(lambda m: ("bytes", *m)),
         st.tuples(st.just("bytes"), st.sampled_from(list(METHODS)), st.binary(max_size=120)),
     )
+    return st.tuples(drawn, st.integers(0, 2**32 - 1))
+
+
+def mutants(kind, payload, seed):
+    """MUTANTS copies of an input's bytes, each with 1-4 bytes flipped, inserted or cut, for any handler."""
+    rng = np.random.default_rng(seed)
+    blob = payload.SerializeToString() if kind == "msg" else payload
+    for _ in range(MUTANTS):
+        b = bytearray(blob)
+        for _ in range(int(rng.integers(1, 5))):
+            at = int(rng.integers(0, len(b) + 1))
+            op = rng.integers(0, 3)
+            if op == 0 and at < len(b):
+                b[at] ^= 1 << int(rng.integers(0, 8))
+            elif op == 1:
+                b[at:at] = rng.bytes(int(rng.integers(1, 9)))
+            else:
+                del b[at:at + int(rng.integers(1, 9))]
+        yield list(METHODS)[int(rng.integers(0, len(METHODS)))], bytes(b)
 
 
 def test_ten_thousand_hostile_inputs_never_crash_a_handler_nor_touch_parameters_when_refused(target):
@@ -164,15 +184,17 @@ def test_ten_thousand_hostile_inputs_never_crash_a_handler_nor_touch_parameters_
               suppress_health_check=list(HealthCheck))
     @given(st.lists(inputs(target), min_size=BATCH, max_size=BATCH))
     def run(batch):
-        for kind, method, payload in batch:
+        for (kind, method, payload), seed in batch:
             if kind == "msg":
                 target.handle(method, payload)
             else:
                 target.handle_bytes(method, payload)
+            for other, blob in mutants(kind, payload, seed):
+                target.handle_bytes(other, blob)
 
     run()
     assert target.inputs >= 10_000
-    assert 0 < target.accepted < target.inputs  # both paths were exercised
+    assert 0 < target.accepted < target.inputs and target.core.version > 0  # both paths, pushes applied too
     assert np.isfinite(target.core.theta).all()
     assert target.core.status()["rejected"]  # refusals were counted
 
