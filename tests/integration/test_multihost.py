@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -36,21 +35,25 @@ _why_not = None if kubectl() is None else cannot_make_namespaces()
 pytestmark = [pytest.mark.skipif(kubectl() is None, reason="kubectl (with kustomize) is not installed"),
               pytest.mark.skipif(_why_not is not None, reason=f"no network namespaces here: {_why_not}")]
 
-# What the readiness probe asks (grpc.health.v1 Check), asked from a worker's host through the Service name.
+# What the readiness probe asks (grpc.health.v1 Check), asked from a worker's host through the Service name;
+# once it passes, one scrape of the metrics port the Prometheus annotations name, as Prometheus would.
 PROBE = """
-import sys, time, grpc
+import sys, time, urllib.request, grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-address, service, deadline = sys.argv[1], sys.argv[2], time.monotonic() + float(sys.argv[3])
+address, service, metrics_url, deadline = sys.argv[1], sys.argv[2], sys.argv[3], time.monotonic() + 60
 with grpc.insecure_channel(address) as channel:
     stub = health_pb2_grpc.HealthStub(channel)
     while time.monotonic() < deadline:
         try:
             if stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=2).status == 1:
-                sys.exit(0)
+                break
         except grpc.RpcError:
             pass
         time.sleep(0.2)
-sys.exit(1)
+    else:
+        sys.exit("never SERVING")
+body = urllib.request.build_opener(urllib.request.ProxyHandler({})).open(metrics_url, timeout=10).read().decode()
+sys.exit(0 if "a3c_ps_gradient_staleness_versions_bucket" in body else f"no staleness histogram at {metrics_url}")
 """
 
 # The server image has no torch: the server runs with torch made unimportable, as it would be there.
@@ -63,6 +66,7 @@ class Cluster:
     worker: Process
     workers: int
     grpc_port: int
+    metrics_url: str
 
 
 def cluster_from_manifests(objects: list[dict]) -> Cluster:
@@ -73,7 +77,9 @@ def cluster_from_manifests(objects: list[dict]) -> Cluster:
     assert statefulset["spec"]["replicas"] == 1
     server, worker = (container_process(objects, containers(w)[0]) for w in (statefulset, deployment))
     grpc_port = next(p["port"] for p in find(objects, "Service", SERVICE)["spec"]["ports"] if p["name"] == "grpc")
-    return Cluster(server, worker, deployment["spec"]["replicas"], grpc_port)
+    scrape = statefulset["spec"]["template"]["metadata"]["annotations"]
+    metrics_url = f"http://{SERVICE}:{scrape['prometheus.io/port']}{scrape.get('prometheus.io/path', '/metrics')}"
+    return Cluster(server, worker, deployment["spec"]["replicas"], grpc_port, metrics_url)
 
 
 def host_process(pod: Process, volumes: dict[str, Path], home: Path) -> tuple[list[str], dict[str, str]]:
@@ -117,10 +123,6 @@ def staleness(rows: list[dict]) -> list[int]:
     return [int(row["staleness"]) for row in rows]
 
 
-def share(rows: list[dict], value: int) -> float:
-    return staleness(rows).count(value) / len(rows)
-
-
 def run_cluster(net: Network, cluster: Cluster, tmp: Path, name: str) -> tuple[dict, list[dict]]:
     """Start the server pod's process, wait until its readiness check passes, start the worker replicas,
     and wait for the run to end. Returns summary.json and the applied rows of pushes.csv."""
@@ -134,9 +136,10 @@ def run_cluster(net: Network, cluster: Cluster, tmp: Path, name: str) -> tuple[d
     try:
         address = cluster.worker.argv[cluster.worker.argv.index("--ps") + 1]
         service = (cluster.server.readiness or {}).get("grpc", {}).get("service", "")
-        probe = net.popen("w0", [sys.executable, "-c", PROBE, address, service, "60"], dict(os.environ))
+        probe = net.popen("w0", [sys.executable, "-c", PROBE, address, service, cluster.metrics_url],
+                          {"PATH": env["PATH"]}, stderr=subprocess.PIPE, text=True)
         processes.append(probe)
-        assert probe.wait(timeout=90) == 0, f"the server never passed its readiness check:\n{log_text(log)}"
+        assert probe.wait(timeout=90) == 0, f"readiness or scrape failed: {probe.stderr.read()}\n{log_text(log)}"
         for i in range(cluster.workers):
             w_argv, w_env = host_process(cluster.worker, {}, home)
             processes.append(net.popen(f"w{i}", w_argv, w_env, hostname=f"a3c-worker-{i}",
@@ -174,7 +177,7 @@ def print_distributions(runs: dict[str, list[dict]]) -> None:
         print(f"{label:>9} " + "".join(f"{figure(rows):>16.2f}" for rows in runs.values()))
 
 
-def test_rendered_cluster_trains_cartpole_across_network_namespaces_and_delay_shifts_staleness(tmp_path):
+def test_rendered_cluster_trains_cartpole_across_network_namespaces_with_and_without_link_delay(tmp_path):
     cluster = cluster_from_manifests(render(OVERLAY))
     assert cluster.worker.argv[1:] == ["--ps", f"{SERVICE}:{cluster.grpc_port}"]
     assert cluster.workers >= 2
@@ -202,12 +205,12 @@ def test_rendered_cluster_trains_cartpole_across_network_namespaces_and_delay_sh
     # Every delayed push waited DELAY_MS on the wire, so the workers' round trips rose by at least that.
     assert statistics.median(push_intervals_seconds(delayed)) >= DELAY_MS / 1000
     assert statistics.median(push_intervals_seconds(delayed)) > statistics.median(push_intervals_seconds(plain))
-    # The shift: the same fixed delay on every link makes the round trips regular, so the workers' pushes
-    # interleave and staleness concentrates at N-1 (scheduling jitter is small against a 20 ms delay, large
-    # against a sub-millisecond round trip). The mean does not move: while N workers push, each push of
-    # one worker falls in exactly one pull-to-apply interval of every other, so the mean is ~N-1 with or
-    # without delay (printed above); a delay common to all links changes only the shape.
-    assert share(runs[f"+{DELAY_MS} ms"], cluster.workers - 1) > share(runs["no delay"], cluster.workers - 1)
+    # The shift, printed above and not asserted: a fixed delay common to all links makes the round trips
+    # regular, so the pushes interleave and staleness usually concentrates at N-1 (jitter is small against
+    # a 20 ms delay, large against a sub-millisecond round trip). Usually is not always: on a loaded machine
+    # one run in a dozen showed no difference, so only the round trip above is asserted. The mean does not
+    # move: while N workers push, each push falls in exactly one pull-to-apply interval of every other
+    # worker, so the mean is ~N-1 with or without a common delay; the delay can change only the shape.
 
 
 def test_network_namespaces_are_removed_also_when_the_test_body_fails():
