@@ -352,6 +352,7 @@ class ParameterServer:
             self.workers._next_id = int(meta["next_worker_id"])  # ids stay unique across restarts
             if self.target is not None and "target" in arrays:
                 self.target.load(arrays["target"], meta["target"])
+            self._check_stop()  # a finished run that restarts stops at once instead of applying more
 
     def check_incarnation(self, incarnation: str) -> None:
         """May run concurrently. A worker id from another incarnation of this server is unknown here."""

@@ -128,3 +128,15 @@ def test_resume_refuses_a_checkpoint_of_a_different_run_and_cuts_pushes_csv(tmp_
     assert not (run_dir / "checkpoints").exists() and not (run_dir / "pushes.csv").exists()
     kept = next(run_dir.glob("replaced-*"))
     assert (kept / "checkpoints" / path.name).exists()
+
+
+def test_a_finished_run_restarted_from_its_checkpoint_stops_at_once(tmp_path):
+    spec = RunSpec(total_steps=200, target_return=None)
+    a = ParameterServer(spec, ServerConfig(run_dir=str(tmp_path / "a")))
+    _drive(a, 5)  # 5 pushes x 40 steps = the total
+    assert a.stopped.is_set()
+    b = ParameterServer(spec, ServerConfig(run_dir=str(tmp_path / "b")))
+    b.load_state_dict(a.state_dict())
+    assert b.stopped.is_set() and "total steps" in b.stop_reason and b.version == 5
+    a.close()
+    b.close()
