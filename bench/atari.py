@@ -6,8 +6,9 @@ on a real cluster, and MinAtar's time to a mean-return threshold.
 
 Pong: frames/s per worker (one worker alone) and for 2 workers, from the pushes' own timestamps
 (start-up excluded); updates/s; bytes per update on the wire (the push's gradient plus the reply's
-parameters, as serialized protobuf); the server's time per push (decode, clip, shared-RMSProp apply,
-parameter copy) measured on the server's own code in this process. The baseline is one worker's
+parameters, as serialized protobuf); the server's time per push (request parse, decode, clip,
+shared-RMSProp apply, parameter copy, reply serialization) measured on the server's own code in
+this process. The baseline is one worker's
 learn_step with no server (env + network only), in the same run. A frame is one emulator frame:
 one agent step is 4 (frame skip). Ends with the projection to a paper-style run of 80M frames.
 """
@@ -76,6 +77,13 @@ def wire_and_server_cost(lstm: bool, pushes: int = 30) -> tuple[int, int, float,
             start = time.perf_counter()
             core.push(wid, core.version, grads, "float32", [n], spec.steps_per_push, [], [], {})
             times.append(time.perf_counter() - start)
+        # The server also parses each request and serializes each reply (under the GIL, outside the lock).
+        wire = request.SerializeToString()
+        for i in range(pushes):
+            start = time.perf_counter()
+            pb.PushRequest.FromString(wire)
+            reply.SerializeToString()
+            times[i] += time.perf_counter() - start
         seconds = float(np.median(times))  # the median: other processes on the host add outliers
         core.close()
     return request.ByteSize(), reply.ByteSize(), seconds, n
