@@ -1,0 +1,29 @@
+"""Keep freed message-sized buffers in the process instead of handing them back to the kernel.
+
+Every push allocates a few buffers the size of the model (the request, the parameter snapshot,
+the reply). With glibc's defaults, gRPC's handler threads return freed memory from their arenas
+with madvise, so the next push faults every page in again: measured here, ~0.7 ms per 2.8 MB
+(Atari-size) buffer, a push at Atari size took ~7 ms instead of ~4.5 ms. Raising the trim threshold
+keeps that memory for reuse; fixing the mmap threshold keeps such buffers out of per-call mmaps.
+A no-op where the C library is not glibc.
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+
+M_TRIM_THRESHOLD = -1
+M_MMAP_THRESHOLD = -3
+TRIM_THRESHOLD_BYTES = 64 * 1024 * 1024
+MMAP_THRESHOLD_BYTES = 32 * 1024 * 1024  # glibc's largest allowed value
+
+
+def keep_freed_buffers() -> bool:
+    """Tune glibc malloc for this process; True if it took effect."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    ok = mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES) == 1
+    return mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES) == 1 and ok
