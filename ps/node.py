@@ -15,6 +15,7 @@ from .auth import local_worker_args
 from .checkpoint import Checkpointer, checkpoint_dir
 from .config import RunSpec, ServerConfig
 from .core import ParameterServer
+from .malloc_tuning import keep_freed_buffers
 from .metrics import serve_metrics
 from .progress import ProgressReporter, summary_lines
 from .rates import RateWindow
@@ -28,12 +29,16 @@ WATCH_SECONDS = 0.25
 
 
 def start_local_workers(count: int, port: int, extra: list[str] = ()) -> list[subprocess.Popen]:
-    """worker-run subprocesses on this host (fork+exec: no gRPC state crosses the fork)."""
-    cmd = [sys.executable, "-m", "worker.cli", "--ps", f"127.0.0.1:{port}", *extra]
-    return [subprocess.Popen(cmd) for _ in range(count)]
+    """One worker-run subprocess on this host running `count` workers (fork+exec; it forks them after
+    its imports, so they share torch's memory: see worker/zygote.py)."""
+    if count <= 0:
+        return []
+    cmd = [sys.executable, "-m", "worker.cli", "--ps", f"127.0.0.1:{port}", "--processes", str(count), *extra]
+    return [subprocess.Popen(cmd)]
 
 
 def run_node(spec: RunSpec, config: ServerConfig, local_workers: int = 0) -> int:
+    keep_freed_buffers()  # no page-fault churn on message-sized buffers (ps/malloc_tuning.py)
     resumed = resume.prepare(spec, config)  # before the core opens pushes.csv; CheckpointError -> exit 2
     core = ParameterServer(spec, config)
     if resumed is not None:

@@ -14,7 +14,7 @@ from concurrent import futures
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from .api.convert import flat_tensor, layout_from_proto
+from .api.convert import fill_tensor, flat_tensor, layout_from_proto
 from .api.v1 import parameter_server_pb2 as pb
 from .api.v1 import parameter_server_pb2_grpc as pb_grpc
 from .core import ParameterServer
@@ -79,12 +79,13 @@ class ParameterServerServicer(pb_grpc.ParameterServerServicer):
         result = self.core.push(request.worker_id, request.base_version, g.data, g.dtype or "float32",
                                 list(g.shape), request.env_steps, list(request.episode_returns),
                                 list(request.episode_lengths), dict(request.stats), request.target_version)
-        return pb.PushReply(applied=result.applied, dropped_reason=result.dropped_reason,
-                            version=result.version, params=flat_tensor(result.params),
-                            staleness=result.staleness, stop=result.stop,
-                            global_step=result.global_step, learning_rate=result.learning_rate,
-                            target_version=result.target_version,
-                            target_params=flat_tensor(result.target_params) if result.target_params else None)
+        reply = pb.PushReply(applied=result.applied, dropped_reason=result.dropped_reason,
+                             version=result.version, staleness=result.staleness, stop=result.stop,
+                             global_step=result.global_step, learning_rate=result.learning_rate,
+                             target_version=result.target_version,
+                             target_params=flat_tensor(result.target_params) if result.target_params else None)
+        fill_tensor(reply.params, result.params)
+        return reply
 
     @_handle_errors
     def Heartbeat(self, request, context):

@@ -15,6 +15,7 @@ from .client import ClientConfig, PSClient, ServerRefused, ServerUnavailable
 from .loop import ActorLearner
 from ps.auth import load_token
 from ps.config import ConfigError
+from ps.malloc_tuning import keep_freed_buffers
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -32,12 +33,23 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="file holding the server's shared token (default: env A3C_TOKEN, else none)")
     p.add_argument("--tls-ca", default="", metavar="PEM", help="CA certificate to verify a TLS server with")
     p.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    p.add_argument("--processes", type=int, default=1, metavar="N",
+                   help="run N workers, forked after the imports so they share torch's memory (default 1)")
     return p.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    keep_freed_buffers()  # no page-fault churn on message-sized buffers (ps/malloc_tuning.py)
+    if args.processes > 1:
+        from .zygote import run_forked
+        return run_forked(args.processes, lambda: run_one(args))
+    return run_one(args)
+
+
+def run_one(args: argparse.Namespace) -> int:
+    """One actor-learner: its own gRPC channel, until the server says stop."""
     try:
         client = PSClient(ClientConfig(address=args.ps, connect_timeout_seconds=args.connect_timeout,
                                        call_timeout_seconds=args.call_timeout, tls_ca=args.tls_ca,
