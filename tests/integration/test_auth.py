@@ -2,6 +2,7 @@
 TLS verified by the workers, the token never shown, and the safe default for exposed addresses."""
 import hashlib
 import json
+import os
 import subprocess
 import urllib.request
 
@@ -104,7 +105,7 @@ def test_token_and_tls_guard_every_call_but_health_and_workers_with_both_train(t
         workers = [start_worker(server.address, "--token-file", str(tls / "token"), "--tls-ca", str(tls / "cert.pem"))]
         workers.append(subprocess.Popen([cli("worker-run"), "--ps", server.address, "--tls-ca", str(tls / "cert.pem")],
                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                        env={**__import__("os").environ, "A3C_TOKEN": TOKEN}))
+                                        env={**os.environ, "A3C_TOKEN": TOKEN}))
         assert server.wait(timeout=120) == 0
         for w in workers:
             assert w.wait(timeout=30) == 0
