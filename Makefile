@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 RUN_DIR ?= runs/cartpole-$(shell date +%Y%m%d-%H%M%S)
 
-.PHONY: venv run test bench proto clean
+.PHONY: venv run test bench bench-server bench-scaling proto clean
 
 # torch first, pinned to the CPU wheel: any looser spec pulls gigabytes of CUDA wheels.
 $(STAMP): pyproject.toml
@@ -26,6 +26,12 @@ test: venv
 
 bench: venv
 	$(BIN)/python -m bench.cartpole
+
+bench-server: venv
+	$(BIN)/python -m bench.server
+
+bench-scaling: venv
+	$(BIN)/python -m bench.scaling
 
 proto: venv
 	$(BIN)/python -m tools.gen_proto

@@ -85,7 +85,13 @@ class RunSpec:
     epsilon_anneal_steps: int = 20_000
     """Q methods: each worker anneals epsilon from 1 to its drawn final value (0.1, 0.01 or 0.5) over this many of its own env steps."""
 
+    # --- speed (issue 8; measured in bench/) ---
+    wire_dtype: str = "float32"
+    """Dtype of pushed gradients on the wire: float32, or float16 (half the bytes; the server applies them in float32)."""
+
     def __post_init__(self) -> None:
+        if self.wire_dtype not in ("float32", "float16"):
+            raise ConfigError(f"--wire-dtype must be float32 or float16, got {self.wire_dtype!r}")
         if self.network not in NETWORKS:
             raise ConfigError(f"unknown --network {self.network!r}: choose one of {', '.join(NETWORKS)}")
         if self.algo not in ALGORITHMS:

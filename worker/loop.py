@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ps.api.convert import fill_tensor
 from ps.api.v1 import parameter_server_pb2 as pb
 from ps.config import RunSpec
 
@@ -17,6 +18,7 @@ from .agents import make_agent
 from .client import PSClient, ServerRefused, ServerUnavailable
 from .delay import InjectedDelay
 from .envs import EnvBatch
+from .wire import gradient_bytes
 
 log = logging.getLogger("worker")
 
@@ -37,6 +39,7 @@ class ActorLearner:
         self.counters = WorkerCounters()
         self.worker_id = 0
         self.version = 0
+        self.wire_dtype = "float32"
 
     def run(self) -> None:
         """Train until the server says stop. Raises ServerUnavailable / ServerRefused on failure."""
@@ -44,6 +47,7 @@ class ActorLearner:
         reg = self.client.register(socket.gethostname(), os.getpid())
         spec = RunSpec.from_json(reg.run_spec_json)
         self.worker_id = reg.worker_id
+        self.wire_dtype = spec.wire_dtype
         envs = EnvBatch(spec.env_id, spec.envs_per_worker, reg.seed)
         agent = make_agent(spec, envs, reg.seed)
         log.info("worker %d: %s %s, %d envs x t_max %d, seed %d, %d parameters",
@@ -72,10 +76,9 @@ class ActorLearner:
     def _push(self, agent, envs, env_steps: int, stats: dict) -> bool:
         returns, lengths = envs.take_finished()
         request = pb.PushRequest(worker_id=self.worker_id, base_version=self.version,
-                                 gradients=pb.Tensor(data=agent.flat.grads_bytes(), shape=[agent.flat.layout.size],
-                                                     dtype="float32"),
                                  env_steps=env_steps, episode_returns=returns, episode_lengths=lengths, stats=stats,
                                  target_version=getattr(agent, "target_version", 0))
+        fill_tensor(request.gradients, gradient_bytes(agent.flat.grads.numpy(), self.wire_dtype), self.wire_dtype)
         if self.delay is not None:
             self.delay.sleep()
         try:
