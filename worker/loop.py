@@ -15,7 +15,7 @@ from ps.api.v1 import parameter_server_pb2 as pb
 from ps.config import RunSpec
 
 from .agents import make_agent
-from .client import PSClient, ServerRefused, ServerUnavailable
+from .client import PSClient, ServerRefused, ServerUnavailable, UnknownWorker
 from .delay import InjectedDelay
 from .envs import EnvBatch
 from .wire import gradient_bytes
@@ -73,6 +73,22 @@ class ActorLearner:
         _load_target(agent, reply)
         return reply.stop
 
+    def _resync(self, agent) -> bool:
+        """Pull again after a failed push; a NOT_FOUND means the server restarted: register again."""
+        try:
+            return self._pull(agent)
+        except UnknownWorker:
+            pass
+        old = self.worker_id
+        reg = self.client.register(socket.gethostname(), os.getpid())
+        self.worker_id = reg.worker_id
+        self.counters.re_registrations += 1
+        log.warning("worker %d: the server restarted (incarnation %s); rejoined as worker %d",
+                    old, reg.incarnation, self.worker_id)
+        # Offer our weights too: a server restarted without a checkpoint adopts them, one with a
+        # checkpoint keeps its own (and refuses us if our layout no longer matches).
+        return self._pull(agent, initial=True)
+
     def _push(self, agent, envs, env_steps: int, stats: dict) -> bool:
         returns, lengths = envs.take_finished()
         request = pb.PushRequest(worker_id=self.worker_id, base_version=self.version,
@@ -83,11 +99,12 @@ class ActorLearner:
             self.delay.sleep()
         try:
             reply = self.client.push(request)
-        except ServerUnavailable as err:
-            # The gradient is lost (and stale by now); re-pull with retries, then carry on.
+        except (ServerUnavailable, UnknownWorker) as err:
+            # The gradient is lost (and stale by now); re-pull with retries (re-registering if the
+            # server restarted), then carry on with the same envs and network.
             self.counters.failed_pushes += 1
             log.warning("worker %d: push failed (%s); re-pulling", self.worker_id, err)
-            return self._pull(agent)
+            return self._resync(agent)
         self.counters.pushes += 1
         self.counters.env_steps += env_steps
         if not reply.applied:
