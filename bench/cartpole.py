@@ -253,6 +253,23 @@ def report(results: list[Result], throughput: dict[int, tuple[float | None, floa
             "throughput": {str(k): v for k, v in throughput.items()}, "targets": targets}
 
 
+def sweep_envs(envs_list: list[int], seeds: list[int], out_dir: Path, extra: list[str], timeout: float) -> None:
+    """Learning per env step and time to solve for several --envs values, interleaved seed by seed."""
+    runs: dict[int, list[Result]] = {k: [] for k in envs_list}
+    for seed in seeds:
+        for k in envs_list:
+            r, _ = run_ours(seed, out_dir / f"envs{k}", [*extra, "--envs", str(k)], timeout)
+            runs[k].append(r)
+            console.print(f"envs {k} seed {seed}: {fmt(r.seconds_to_target)} s, "
+                          f"{fmt(r.steps_to_target, thousands=True)} steps, {fmt(r.steps_per_second, thousands=True)} steps/s")
+    rows = [[k, f"{sum(r.solved for r in rs)}/{len(rs)}", fmt(median(r.seconds_to_target for r in rs), 1),
+             fmt(median(r.steps_to_target for r in rs), thousands=True),
+             fmt(median(r.steps_per_second for r in rs), thousands=True),
+             " / ".join(fmt(r.steps_to_target, thousands=True) for r in rs)] for k, rs in runs.items()]
+    print_table("--envs sweep (2 workers, CartPole-v1 to mean100 >= 475, medians)",
+                ["envs per worker", "solved", "seconds", "env steps", "env steps/s", "steps by seed"], rows)
+
+
 def _ok(passed: bool) -> str:
     return "[green]met[/green]" if passed else "[red]not met[/red]"
 
@@ -269,12 +286,17 @@ def main(argv=None) -> int:
     p.add_argument("--throughput-steps", type=int, default=600_000)
     p.add_argument("--timeout", type=float, default=400.0, help="seconds per run before it counts as unsolved")
     p.add_argument("--out-dir", default="runs/bench-cartpole")
+    p.add_argument("--sweep-envs", type=int, nargs="*", default=[],
+                   help="instead of the comparison: our time and steps to solve for each of these --envs values")
     args = p.parse_args(argv)
     if args.quick:
         args.seeds, args.throughput_envs = args.seeds[:1], []
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     extra = shlex.split(args.ours_args)
+    if args.sweep_envs:
+        sweep_envs(args.sweep_envs, args.seeds, out_dir, extra, args.timeout)
+        return 0
     results: list[Result] = []
     for seed in args.seeds:  # interleaved, so background load hits both systems alike
         r, _ = run_ours(seed, out_dir, extra, args.timeout)

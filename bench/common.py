@@ -20,7 +20,8 @@ from rich.console import Console
 from rich.table import Table
 
 MIB = 1024 * 1024
-console = Console()
+_probe = Console()
+console = _probe if _probe.is_terminal else Console(width=140)  # logs and READMEs: no wrapped tables
 
 
 def tree_pss_bytes(pid: int) -> tuple[int, int]:

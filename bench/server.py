@@ -29,15 +29,16 @@ MAX_MESSAGE = 64 * 1024 * 1024
 
 
 # --- the bare echo server (its own process) -----------------------------------------------------------
-def echo_server_main(port_file: str, threads: int) -> None:
+def echo_server_main(port_file: str, threads: int, reply_bytes: int) -> None:
     from concurrent import futures
 
     import grpc
 
     from ps.malloc_tuning import keep_freed_buffers
     keep_freed_buffers()  # the same process set-up as ps-serve and worker-run: only the service differs
+    reply = bytes(reply_bytes)  # when the reply differs in size from the request (float16 pushes)
     handler = grpc.method_handlers_generic_handler("bench.Echo", {
-        "Echo": grpc.unary_unary_rpc_method_handler(lambda request, context: request)})
+        "Echo": grpc.unary_unary_rpc_method_handler(lambda request, context: reply if reply_bytes else request)})
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=threads),
                          options=[("grpc.max_send_message_length", MAX_MESSAGE),
                                   ("grpc.max_receive_message_length", MAX_MESSAGE)])
@@ -49,20 +50,23 @@ def echo_server_main(port_file: str, threads: int) -> None:
 
 
 # --- pushers (each its own process: the bench's GIL must not be the bottleneck) ---------------------
-def pusher_main(kind: str, address: str, size: int, barrier, seconds: float, offer: bool, out) -> None:
+def pusher_main(kind: str, address: str, size: int, barrier, seconds: float, offer: bool, out,
+                wire_dtype: str = "float32") -> None:
     try:
-        out.put(_push_for(kind, address, size, barrier, seconds, offer))
+        out.put(_push_for(kind, address, size, barrier, seconds, offer, wire_dtype))
     except Exception as err:  # tell the parent at once instead of leaving it waiting
         out.put(f"{kind} pusher failed: {type(err).__name__}: {err}")
 
 
-def _push_for(kind: str, address: str, size: int, barrier, seconds: float, offer: bool) -> list[float]:
+def _push_for(kind: str, address: str, size: int, barrier, seconds: float, offer: bool,
+              wire_dtype: str) -> list[float]:
     import numpy as np
 
     from ps.malloc_tuning import keep_freed_buffers
     keep_freed_buffers()  # as worker-run does
     rng = np.random.default_rng()
-    payload = (rng.standard_normal(size).astype(np.float32) * 1e-3).tobytes()
+    grads = rng.standard_normal(size).astype(np.float32) * 1e-3
+    payload = grads.astype(wire_dtype).tobytes()  # what goes up: the gradient in the wire dtype
     latencies: list[float] = []
     if kind == "echo":
         import grpc
@@ -80,14 +84,14 @@ def _push_for(kind: str, address: str, size: int, barrier, seconds: float, offer
         deadline = time.monotonic() + 60
         while True:  # the first pusher offers the layout; the others wait until it is adopted
             try:
-                version = client.pull(reg.worker_id, layout, payload if offer else b"").version
+                version = client.pull(reg.worker_id, layout, grads.tobytes() if offer else b"").version
                 break
             except Exception:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.05)
         request = pb.PushRequest(worker_id=reg.worker_id, gradients=pb.Tensor(data=payload, shape=[size],
-                                                                              dtype="float32"), env_steps=0)
+                                                                              dtype=wire_dtype), env_steps=0)
 
         def send():
             nonlocal version
@@ -104,11 +108,13 @@ def _push_for(kind: str, address: str, size: int, barrier, seconds: float, offer
     return latencies
 
 
-def run_pushers(kind: str, address: str, size: int, count: int, seconds: float, offer: bool) -> dict:
+def run_pushers(kind: str, address: str, size: int, count: int, seconds: float, offer: bool,
+                wire_dtype: str = "float32") -> dict:
     ctx = mp.get_context("spawn")  # never fork a process that may hold gRPC state
     out = ctx.Queue()
     barrier = ctx.Barrier(count + 1)  # pushers start measuring together, once all have warmed up
-    procs = [ctx.Process(target=pusher_main, args=(kind, address, size, barrier, seconds, offer and i == 0, out))
+    procs = [ctx.Process(target=pusher_main,
+                         args=(kind, address, size, barrier, seconds, offer and i == 0, out, wire_dtype))
              for i in range(count)]
     for p in procs:
         p.start()
@@ -131,8 +137,9 @@ def run_pushers(kind: str, address: str, size: int, count: int, seconds: float, 
         raise RuntimeError(failed[0])
     lat = [x for r in results for x in r]
     rate = len(lat) / seconds
+    up = size * (2 if wire_dtype == "float16" else 4)
     return {"calls_per_second": rate, "p50_ms": percentile(lat, 50) * 1e3, "p99_ms": percentile(lat, 99) * 1e3,
-            "mb_per_second": rate * 2 * size * 4 / 1e6, "calls": len(lat)}
+            "mb_per_second": rate * (up + size * 4) / 1e6, "calls": len(lat)}
 
 
 # --- the two servers under test -----------------------------------------------------------------------
@@ -150,10 +157,10 @@ class PSProcess:
 
 
 class EchoProcess:
-    def __init__(self, tmp: Path, tag: str, threads: int = 16) -> None:
+    def __init__(self, tmp: Path, tag: str, threads: int = 16, reply_bytes: int = 0) -> None:
         port_file = tmp / f"echo-{tag}.port"
         ctx = mp.get_context("spawn")
-        self.proc = ctx.Process(target=echo_server_main, args=(str(port_file), threads), daemon=True)
+        self.proc = ctx.Process(target=echo_server_main, args=(str(port_file), threads, reply_bytes), daemon=True)
         self.proc.start()
         deadline = time.monotonic() + 60
         while not (port_file.exists() and port_file.read_text()):
@@ -174,6 +181,9 @@ def main(argv=None) -> int:
     p.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
     p.add_argument("--seconds", type=float, default=3.0, help="measured seconds per cell")
     p.add_argument("--repeats", type=int, default=1, help="alternate PS/echo this many times per cell; medians")
+    p.add_argument("--wire-dtype", default="float32", choices=["float32", "float16"],
+                   help="dtype of the pushed gradients (the reply's parameters stay float32); the echo moves "
+                        "the same bytes each way")
     args = p.parse_args(argv)
     rows, atari8 = [], None
     with tempfile.TemporaryDirectory(prefix="bench-server-") as tmp_name:
@@ -184,9 +194,13 @@ def main(argv=None) -> int:
                 cells = {"ps": [], "echo": []}
                 for rep in range(args.repeats):  # a fresh server per cell: layouts and queues start clean
                     for kind in ("ps", "echo"):
-                        server = (PSProcess if kind == "ps" else EchoProcess)(tmp, f"{size_name}-{n}-{rep}")
+                        tag = f"{size_name}-{n}-{rep}"
+                        half = args.wire_dtype == "float16"
+                        server = PSProcess(tmp, tag) if kind == "ps" else EchoProcess(
+                            tmp, tag, reply_bytes=size * 4 if half else 0)
                         try:
-                            cells[kind].append(run_pushers(kind, server.address, size, n, args.seconds, True))
+                            cells[kind].append(run_pushers(kind, server.address, size, n, args.seconds, True,
+                                                           args.wire_dtype))
                         finally:
                             server.close()
                 res = {k: {m: median(c[m] for c in v) for m in v[0]} for k, v in cells.items()}
@@ -202,7 +216,7 @@ def main(argv=None) -> int:
                                  f"{ratio:.2f}x" if kind == "ps" else ""])
                 console.print(f"{size_name} x{n}: ps {res['ps']['calls_per_second']:,.0f}/s, "
                               f"echo {res['echo']['calls_per_second']:,.0f}/s, ratio {ratio:.2f}")
-    print_table("Parameter server pushes vs bare gRPC echo (same payload, same run)",
+    print_table(f"Parameter server pushes vs bare gRPC echo (same payload, same run; gradients {args.wire_dtype})",
                 ["payload", "pushers", "server", "calls/s", "p50 ms", "p99 ms", "MB/s", "ps/echo"], rows,
                 "each push: gradient in, full parameters back; echo: the same bytes in and back")
     if atari8 is not None:
