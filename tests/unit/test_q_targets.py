@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from ps.config import ALGORITHMS, ConfigError, RunSpec, ServerConfig, with_value_based_defaults
+from ps.checkpoint import decode, encode
 from ps.core import ParameterServer
 from ps.envcheck import check_env
 from ps.layout import Layout
@@ -144,7 +145,7 @@ def test_server_copies_theta_minus_at_the_right_push_and_sends_it_only_on_a_vers
     assert state["meta"]["target"]["version"] == 3 and "target" in state["meta"]["flat_arrays"]
     core.close()
     restored = ParameterServer(spec, ServerConfig(run_dir=str(tmp_path / "restored")))
-    restored.load_state_dict(state)  # a checkpoint carries theta- and its version
+    restored.load_state_dict(decode(encode(state), "ckpt"))  # a checkpoint file carries theta- and its version
     assert restored.target.version == 3 and (restored.target.params == state["arrays"]["target"]).all()
     assert restored.target.age(restored.global_step) == 40
     restored.close()
