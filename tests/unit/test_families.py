@@ -34,7 +34,7 @@ def test_family_defaults_fill_only_what_no_flag_set():
     assert pong.lr == 0.0003                                     # the flag wins
     assert pong.entropy_beta == 0.01 and pong.envs_per_worker == 4 and pong.target_return is None
     pendulum = spec_from("--env", "Pendulum-v1", "--algo", "a3c")
-    assert pendulum.gamma == 0.9 and pendulum.target_return == -200.0
+    assert pendulum.gamma == 0.9 and pendulum.target_return == -200.0 and pendulum.envs_per_worker == 16
     assert spec_from("--env", "Pendulum-v1", "--gamma", "0.99").gamma == 0.99
     minatar = spec_from("--env", "MinAtar/Breakout-v1", "--target-return", "3")
     assert minatar.target_return == 3 and minatar.lr == 1e-3
