@@ -93,10 +93,10 @@ def test_the_loss_unrolls_what_acting_computed_with_the_same_resets(agent_and_en
     agent.learn_step(envs)
     dones = torch.from_numpy(agent.terminated | agent.truncated)
     with torch.no_grad():
-        logits, values = agent.model.unroll(agent.obs, start, dones)
+        _, values = agent.model.unroll(agent.obs, start, dones)
         state, stepped = start, []
         for t in range(agent.spec.t_max):
-            lt, vt, state = agent.model.step(agent.obs[t], state)
+            _, vt, state = agent.model.step(agent.obs[t], state)
             stepped.append(vt)
             state = reset_state(state, dones[t])
     assert torch.allclose(values, torch.cat(stepped), atol=1e-6)
