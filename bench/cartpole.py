@@ -17,6 +17,7 @@ import csv
 import json
 import math
 import shlex
+import shutil
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -101,8 +102,8 @@ def first_push_unix(pushes_csv: Path) -> float | None:
 def run_ours(seed: int, out_dir: Path, extra: list[str], timeout: float, workers: int = 2,
              target: float | None = TARGET, total_steps: int | None = None) -> tuple[Result, dict]:
     run_dir = out_dir / f"ours-seed{seed}"
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "port").unlink(missing_ok=True)
+    shutil.rmtree(run_dir, ignore_errors=True)  # a checkpoint left there would make ps-serve resume it
+    run_dir.mkdir(parents=True)
     cmd = [bin_path("ps-serve"), "--env", "CartPole-v1", "--port", "0", "--run-dir", str(run_dir),
            "--seed", str(seed), "--local-workers", str(workers), "--progress-seconds", "5",
            "--target-return", "none" if target is None else str(target)]
@@ -281,7 +282,7 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true", help="seed 1 only, no throughput runs")
     p.add_argument("--ours-args", default="", help="extra ps-serve flags for our runs, e.g. '--envs 16'")
     p.add_argument("--no-sb3", action="store_true", help="skip the baseline (for tuning our settings only)")
-    p.add_argument("--throughput-envs", type=int, nargs="*", default=[32, 64],
+    p.add_argument("--throughput-envs", type=int, nargs="*", default=[64, 128, 256],
                    help="envs per worker for the peak-throughput runs (none to skip)")
     p.add_argument("--throughput-steps", type=int, default=600_000)
     p.add_argument("--timeout", type=float, default=400.0, help="seconds per run before it counts as unsolved")

@@ -28,13 +28,13 @@ class RunSpec:
     """One of ALGORITHMS."""
     seed: int = 0
     """Run seed; each worker's seed is derived from it and the worker id."""
-    t_max: int = 5
+    t_max: int = 4
     """Steps per environment between pushes (the paper's t_max)."""
-    envs_per_worker: int = 8
+    envs_per_worker: int = 64
     """Environments each worker steps in lockstep with one batched forward; a push sums over all."""
     gamma: float = 0.99
     """Discount factor."""
-    lr: float = 7e-4
+    lr: float = 4e-3
     """Initial learning rate, annealed linearly to 0 over total_steps."""
     entropy_beta: float = 0.0
     """Weight of the policy-entropy bonus in the A3C loss."""
@@ -142,7 +142,7 @@ class RunSpec:
 # Value-based methods: defaults that differ from A3C's (whose RunSpec defaults stay as they are), by
 # env family, for the fields not given on the command line (applied after ps/families.py's).
 VALUE_BASED_DEFAULTS: dict[str, dict] = {
-    "classic": dict(lr=3e-3),  # CartPole: mean100 150+ in ~40-50k steps with 2 workers
+    "classic": dict(lr=3e-3, t_max=5, envs_per_worker=8),  # CartPole: mean100 150+ in ~40-50k steps with 2 workers
     # The paper's Atari settings in agent steps (4 frames each): theta- every 40k frames, epsilon over 4M.
     "atari": dict(target_update_steps=10_000, epsilon_anneal_steps=1_000_000),
     "minatar": dict(target_update_steps=10_000, epsilon_anneal_steps=100_000),
