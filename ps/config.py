@@ -174,8 +174,8 @@ class ServerConfig:
     """gRPC port; 0 picks a free one (printed at start and written to run_dir/port)."""
     run_dir: str = "runs/default"
     """Where pushes.csv, summary.json and the final parameters go."""
-    max_workers: int = 16
-    """gRPC server threads; pushes are applied one at a time whatever this is."""
+    max_workers: int = 64
+    """gRPC server threads; pushes are applied one at a time whatever this is (in --sync mode each waiting worker holds one)."""
     max_message_bytes: int = 64 * 1024 * 1024
     """Largest gRPC message either way (an Atari network is ~2.7 MB)."""
     progress_seconds: float = 2.0

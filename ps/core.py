@@ -289,6 +289,8 @@ class ParameterServer:
                 "staleness": self.staleness.summary(),
                 "rejected": dict(self.rejected),
                 "dropped": dict(self.dropped),
+                "policy": {"optimizer": self.spec.optimizer, "sync": self.spec.sync,
+                           "max_staleness": self.spec.max_staleness, "staleness_lr": self.spec.staleness_lr},
                 "sync_round_timeouts": self._round.timeouts if self._round else 0,
                 "stop_reason": self.stop_reason,
                 "solved": self.target_reached_at is not None,
@@ -425,7 +427,6 @@ class ParameterServer:
             log.info("stopping: %s", reason)
             if self._round is not None and self._round.members:
                 self._apply_round()  # release workers waiting in a round: they will hear 'stop'
-
 
     def _count(self, reason: str) -> None:
         self.rejected[reason] = self.rejected.get(reason, 0) + 1
