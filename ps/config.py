@@ -178,7 +178,7 @@ class ServerConfig:
     """gRPC server threads; pushes are applied one at a time whatever this is (in --sync mode each waiting worker holds one)."""
     max_message_bytes: int = 64 * 1024 * 1024
     """Largest gRPC message either way (an Atari network is ~2.7 MB)."""
-    progress_seconds: float = 2.0
+    progress_seconds: float = 1.0
     """Period of the progress line."""
     stop_grace_seconds: float = 10.0
     """After the run ends, how long to wait for workers to hear 'stop' before exiting."""

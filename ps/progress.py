@@ -9,8 +9,11 @@ from rich.console import Console
 
 def progress_line(status: dict, prev: dict | None, dt: float) -> str:
     steps, updates = status["env_steps"], status["updates"]
-    sps = (steps - prev["env_steps"]) / dt if prev and dt > 0 else 0.0
-    ups = (updates - prev["updates"]) / dt if prev and dt > 0 else 0.0
+    if "env_steps_per_second" in status:  # the server's own window (ps/rates.py)
+        sps, ups = status["env_steps_per_second"], status["updates_per_second"]
+    else:
+        sps = (steps - prev["env_steps"]) / dt if prev and dt > 0 else 0.0
+        ups = (updates - prev["updates"]) / dt if prev and dt > 0 else 0.0
     m = status["final_mean100"]
     st = status["staleness"]
     return (f"T={steps:>9,} ({100 * steps / status['total_steps']:4.1f}%)  {sps:8,.0f} steps/s  "
