@@ -171,3 +171,30 @@ def python() -> str:
 def bin_path(name: str) -> str:
     """A console script installed next to this interpreter."""
     return str(Path(python()).parent / name)
+
+
+def start_and_collect(procs: list, out, barrier, limit_seconds: float, what: str) -> list:
+    """Start processes that meet at `barrier`, then each put one result (or an error string) on
+    `out`; returns the results, raising the first error (a dead or hung process is one too)."""
+    import queue
+
+    for p in procs:
+        p.start()
+    try:
+        barrier.wait(timeout=300)
+    except Exception:
+        pass  # one failed before the start: its message is in the queue
+    results, deadline = [], time.monotonic() + limit_seconds
+    while len(results) < len(procs):
+        try:
+            results.append(out.get(timeout=1.0))
+        except queue.Empty:
+            if time.monotonic() > deadline or not any(p.is_alive() for p in procs):
+                results.append(f"{what} died or hung without a result")
+                break
+    for p in procs:
+        p.join(timeout=10)
+    failed = [r for r in results if isinstance(r, str)]
+    if failed:
+        raise RuntimeError(failed[0])
+    return results

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import csv
 import multiprocessing as mp
-import queue
 import signal
 import tempfile
 import threading
@@ -26,7 +25,8 @@ import time
 from pathlib import Path
 
 from .cartpole import steady_rate
-from .common import bin_path, console, fmt, launch, percentile, print_table, stop_process, wait_for_file
+from .common import (bin_path, console, fmt, launch, percentile, print_table, start_and_collect, stop_process,
+                     wait_for_file)
 from .server import SIZES
 
 KEEP_UP = 0.9
@@ -128,25 +128,7 @@ def run_simulated(n: int, rate: float, seconds: float, size: int, tmp: Path, pro
         split = [n // nproc + (i < n % nproc) for i in range(nproc)]
         barrier = ctx.Barrier(nproc + 1)
         ps = [ctx.Process(target=sim_process, args=(address, size, k, rate, barrier, seconds, out)) for k in split]
-        for p in ps:
-            p.start()
-        try:
-            barrier.wait(timeout=300)
-        except Exception:
-            pass
-        results = []
-        while len(results) < nproc:
-            try:
-                results.append(out.get(timeout=1.0))
-            except queue.Empty:
-                if not any(p.is_alive() for p in ps):
-                    results.append("simulated workers died")
-                    break
-        for p in ps:
-            p.join(timeout=10)
-        failed = [r for r in results if isinstance(r, str)]
-        if failed:
-            raise RuntimeError(failed[0])
+        results = start_and_collect(ps, out, barrier, 300 + seconds, "a simulated worker")
     finally:
         stop_process(launched.proc)
     per_worker = [w for r in results for w in r]

@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
-import queue
 import tempfile
 import time
 from pathlib import Path
 
-from .common import (bin_path, console, fmt, launch, median, percentile, print_table, stop_process,
-                     wait_for_file)
+from .common import (bin_path, console, fmt, launch, median, percentile, print_table, start_and_collect,
+                     stop_process, wait_for_file)
 
 SIZES = {"cartpole": 9_155, "atari": 700_000}   # float32 elements: our CartPole MLP; the paper's Atari net ~0.7M
 ECHO_METHOD = "/bench.Echo/Echo"
@@ -116,25 +115,7 @@ def run_pushers(kind: str, address: str, size: int, count: int, seconds: float, 
     procs = [ctx.Process(target=pusher_main,
                          args=(kind, address, size, barrier, seconds, offer and i == 0, out, wire_dtype))
              for i in range(count)]
-    for p in procs:
-        p.start()
-    try:
-        barrier.wait(timeout=300)
-    except Exception:
-        pass  # a pusher failed before the start: its message is in the queue
-    results, deadline = [], time.monotonic() + 120 + seconds
-    while len(results) < count:
-        try:
-            results.append(out.get(timeout=1.0))
-        except queue.Empty:
-            if time.monotonic() > deadline or not any(p.is_alive() for p in procs):
-                results.append("a pusher died or hung without a result")
-                break
-    for p in procs:
-        p.join(timeout=10)
-    failed = [r for r in results if isinstance(r, str)]
-    if failed:
-        raise RuntimeError(failed[0])
+    results = start_and_collect(procs, out, barrier, 120 + seconds, "a pusher")
     lat = [x for r in results for x in r]
     rate = len(lat) / seconds
     up = size * (2 if wire_dtype == "float16" else 4)

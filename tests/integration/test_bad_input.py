@@ -203,9 +203,10 @@ def test_worker_whose_server_goes_away_mid_run_exits_nonzero(tmp_path):
 
 @pytest.mark.parametrize("args, words", [
     (["--env", "NoSuchEnv-v9"], "NoSuchEnv-v9"),
-    (["--algo", "sarsa-lambda"], "a3c"),
+    (["--algo", "sarsa-lambda"], "a3c, one-step-q, one-step-sarsa, n-step-q"),  # lists the four
     (["--env", "Blackjack-v1", "--algo", "a3c"], "Blackjack-v1"),         # Tuple observations: unsupported
     (["--env", "Pendulum-v1", "--algo", "one-step-q"], "discrete action"),  # Q methods need discrete actions
+    (["--env", "Pendulum-v1", "--algo", "n-step-q"], "discrete action space"),
     (["--t-max", "0"], "--t-max"),
 ])
 def test_ps_serve_refuses_bad_configuration_in_one_line(tmp_path, args, words):

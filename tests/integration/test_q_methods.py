@@ -1,11 +1,10 @@
 """The paper's value-based methods over real gRPC: a real server on port 0 and 2 real worker-run
 subprocesses train CartPole-v1; theta- lives on the server and travels only when its version changed."""
 import re
-import subprocess
 
 import pytest
 
-from tests.conftest import cli, kill, start_server, start_worker
+from tests.conftest import kill, start_server, start_worker
 from worker.algorithms.q_learning import draw_final_epsilon, epsilon_at
 
 RANDOM_POLICY_MEAN100 = 22   # a uniformly random policy on CartPole-v1
@@ -51,15 +50,3 @@ def test_value_based_method_learns_cartpole_and_fetches_theta_minus_only_on_a_ne
         anneal = summary["run_spec"]["epsilon_anneal_steps"]
         assert w["epsilon"] == pytest.approx(epsilon_at(w["env_steps"], final, anneal), abs=1e-4)
     assert summary["staleness"]["p99"] >= summary["staleness"]["p50"] >= 0
-
-
-@pytest.mark.parametrize("args, words", [
-    (["--algo", "q-lambda"], "a3c, one-step-q, one-step-sarsa, n-step-q"),
-    (["--env", "Pendulum-v1", "--algo", "n-step-q"], "discrete action space"),
-])
-def test_ps_serve_refuses_an_unknown_algo_or_q_on_continuous_actions_in_one_line(tmp_path, args, words):
-    out = subprocess.run([cli("ps-serve"), "--port", "0", "--run-dir", str(tmp_path), *args],
-                         capture_output=True, text=True, timeout=60)
-    assert out.returncode == 2
-    assert words in out.stderr and "Traceback" not in out.stderr
-    assert out.stderr.strip().splitlines()[-1].startswith("ps-serve: error:")
