@@ -10,12 +10,13 @@ import argparse
 import logging
 import sys
 
-from .delay import InjectedDelay
-from .client import ClientConfig, PSClient, ServerRefused, ServerUnavailable
-from .loop import ActorLearner
 from ps.auth import load_token
 from ps.config import ConfigError
 from ps.malloc_tuning import keep_freed_buffers
+
+from .client import ClientConfig, PSClient, ServerRefused, ServerUnavailable
+from .delay import InjectedDelay
+from .loop import ActorLearner
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -15,7 +15,7 @@ from ps.api.v1 import parameter_server_pb2 as pb
 from ps.config import RunSpec
 
 from .agents import make_agent
-from .client import PSClient, ServerRefused, ServerUnavailable, UnknownWorker
+from .client import PSClient, ServerUnavailable, UnknownWorker
 from .delay import InjectedDelay
 from .envs import EnvBatch
 from .wire import gradient_bytes
@@ -121,11 +121,3 @@ def _load_target(agent, reply) -> None:
     if reply.target_params.data:
         agent.load_target(reply.target_params.data, reply.target_version)
 
-
-def run_worker(client: PSClient) -> ActorLearner:
-    learner = ActorLearner(client)
-    learner.run()
-    return learner
-
-
-__all__ = ["ActorLearner", "run_worker", "ServerRefused", "ServerUnavailable"]
