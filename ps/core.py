@@ -17,10 +17,13 @@ import numpy as np
 
 from . import optim
 from .config import VALUE_BASED, RunSpec, ServerConfig
+from .core_checkpoint import CheckpointState
+from .core_sync import SyncRounds
 from .episodes import EpisodeWindow
 from .errors import RequestError, invalid, precondition, unknown_worker
 from .events import Observer, PushEvent
 from .layout import Layout
+from .outcome import Outcome
 from .pushlog import PushLog
 from .staleness import StalenessStats, staleness
 from .staleness_policy import decide
@@ -46,22 +49,12 @@ class PushResult:
     target_params: bytes = b""   # ... and its parameters, only when the worker's version differs
 
 
-@dataclass(frozen=True)
-class _Outcome:
-    applied: bool
-    dropped_reason: str
-    version_at_apply: int
-    staleness: int
-    learning_rate: float
-    apply_seconds: float
-
-
 def derive_seed(run_seed: int, worker_id: int) -> int:
     """A worker's seed: repeatable from the run seed and the worker id, distinct across workers."""
     return int(np.random.SeedSequence([run_seed, worker_id]).generate_state(1)[0] & 0x7FFFFFFF)
 
 
-class ParameterServer:
+class ParameterServer(SyncRounds, CheckpointState):
     def __init__(self, spec: RunSpec, config: ServerConfig) -> None:
         self.spec = spec
         self.config = config
@@ -173,57 +166,20 @@ class ParameterServer:
         return PushResult(outcome.applied, outcome.dropped_reason, version, params, outcome.staleness, stop,
                           global_step, outcome.learning_rate, *target)
 
-    def _apply_async(self, worker_id: int, base_version: int, d, norm: float) -> "_Outcome":
+    def _apply_async(self, worker_id: int, base_version: int, d, norm: float) -> Outcome:
         """The paper's asynchronous update, one push at a time, through the staleness policy."""
         version_at_apply = self.version
         st = staleness(version_at_apply, base_version)
         lr = optim.linear_lr(self.spec.lr, self.global_step, self.spec.total_steps)
         decision = decide(st, lr, self.spec.max_staleness, self.spec.staleness_lr)
         if not decision.apply:
-            return _Outcome(False, decision.dropped_reason, version_at_apply, st, 0.0, 0.0)
+            return Outcome(False, decision.dropped_reason, version_at_apply, st, 0.0, 0.0)
         apply_start = time.perf_counter()
         np.copyto(self._d, d, casting="same_kind")
         optim.clip_by_global_norm(self._d, self.spec.max_grad_norm, norm)
         self.optimizer.apply(self.theta, self._d, decision.learning_rate, worker_id)
         self.version += 1
-        return _Outcome(True, "", version_at_apply, st, decision.learning_rate, time.perf_counter() - apply_start)
-
-    def _join_round(self, worker_id: int, base_version: int, d, norm: float) -> "_Outcome":
-        """Synchronous mode: add to the round, wait until every live worker has pushed (or the
-        timeout drops the missing ones), then return with the round's single update applied."""
-        rnd = self._round
-        rnd.add(worker_id, base_version, d)
-        my_round = rnd.round_id
-        deadline = time.monotonic() + self.spec.sync_timeout
-        if rnd.complete(self._live_ids()):
-            self._apply_round()
-        while rnd.round_id == my_round:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                missing = rnd.drop_missing(self._live_ids())
-                if missing:
-                    log.warning("sync round %d: no push from workers %s within %.1f s; applying without them",
-                                my_round, missing, self.spec.sync_timeout)
-                self._apply_round()
-                break
-            self._round_done.wait(remaining)
-        version_at_apply, lr, seconds = rnd.results[my_round]
-        return _Outcome(True, "", version_at_apply, staleness(version_at_apply, base_version), lr, seconds)
-
-    def _apply_round(self) -> None:
-        """Apply the round's summed gradient once (caller holds the lock) and release its waiters."""
-        rnd = self._round
-        start = time.perf_counter()
-        lr = optim.linear_lr(self.spec.lr, self.global_step, self.spec.total_steps)
-        norm = float(np.linalg.norm(rnd.sum))
-        optim.clip_by_global_norm(rnd.sum, self.spec.max_grad_norm, norm)
-        self.optimizer.apply(self.theta, rnd.sum, lr, 0)  # one update for the round: one optimizer state
-        rnd.finish(self.version, lr, time.perf_counter() - start)
-        self.version += 1
-        self._round_done.notify_all()
-
-    def _live_ids(self) -> set[int]:
-        return {w.worker_id for w in self.workers.connected}
+        return Outcome(True, "", version_at_apply, st, decision.learning_rate, time.perf_counter() - apply_start)
 
     def target_reply(self, worker_id: int) -> tuple[int, bytes]:
         """May run concurrently. (version, parameters) of theta- for a Pull; (0, b"") without one."""
@@ -307,54 +263,6 @@ class ParameterServer:
     def params_snapshot(self) -> tuple[Layout | None, np.ndarray | None]:
         with self._lock:
             return self.layout, None if self.theta is None else self.theta.copy()
-
-    # --- checkpoints (ps/checkpoint.py writes and verifies the files) --------------------------
-    def state_dict(self) -> dict | None:
-        """May run concurrently. Everything learned, copied under the lock: {"arrays", "meta"}; None
-        before any parameters exist. A feature with more state adds its arrays and meta keys here
-        (e.g. arrays["target"] + meta["target_version"]; list flat-sized arrays in meta["flat_arrays"]
-        so a checkpoint whose sizes do not fit its layout is refused) and reads them back below."""
-        with self._lock:
-            if self.layout is None:
-                return None
-            arrays = {"theta": self.theta.copy()}
-            arrays.update({f"opt.{k}": np.array(v, copy=True) for k, v in self.optimizer.state().items()})
-            meta = {"version": self.version, "global_step": self.global_step, "run_spec": json.loads(self.spec.to_json()),
-                    "layout": self.layout.to_dict(), "layout_hash": self.layout.hash, "flat_arrays": [],
-                    "episodes": {"returns": list(self.episodes.returns), "count": self.episodes.episodes,
-                                 "best_mean100": self.episodes.best_mean100},
-                    "staleness_counts": {str(k): v for k, v in self.staleness.counts.items()},
-                    "rejected": dict(self.rejected), "dropped": dict(self.dropped),
-                    "wall_seconds": time.monotonic() - self.started_at,
-                    "target_reached_at": self.target_reached_at, "next_worker_id": self.workers._next_id}
-            if self.target is not None:  # theta- and its version (value-based methods)
-                arrays["target"] = self.target.params.copy()
-                meta["flat_arrays"].append("target")
-                meta["target"] = self.target.meta()
-            return {"arrays": arrays, "meta": meta}
-
-    def load_state_dict(self, state: dict) -> None:
-        """Restore a state_dict() (at start, before serving): T, version, lr schedule and statistics continue."""
-        arrays, meta = state["arrays"], state["meta"]
-        with self._lock:
-            layout = Layout.from_pairs((e["name"], e["shape"]) for e in meta["layout"])
-            self._adopt(layout, arrays["theta"].astype("<f4").tobytes())
-            self.optimizer.load_state({k[4:]: v for k, v in arrays.items() if k.startswith("opt.")})
-            self.version, self.global_step = int(meta["version"]), int(meta["global_step"])
-            for r in meta["episodes"]["returns"]:
-                self.episodes.returns.append(float(r))
-            self.episodes.episodes = int(meta["episodes"]["count"])
-            self.episodes.best_mean100 = meta["episodes"]["best_mean100"]
-            self.staleness.counts.update({int(k): int(v) for k, v in meta["staleness_counts"].items()})
-            self.staleness.total = sum(self.staleness.counts.values())
-            self.rejected.update(meta["rejected"])
-            self.dropped.update(meta.get("dropped", {}))
-            self.started_at = time.monotonic() - float(meta["wall_seconds"])
-            self.target_reached_at = tuple(meta["target_reached_at"]) if meta["target_reached_at"] else None
-            self.workers._next_id = int(meta["next_worker_id"])  # ids stay unique across restarts
-            if self.target is not None and "target" in arrays:
-                self.target.load(arrays["target"], meta["target"])
-            self._check_stop()  # a finished run that restarts stops at once instead of applying more
 
     def check_incarnation(self, incarnation: str) -> None:
         """May run concurrently. A worker id from another incarnation of this server is unknown here."""
