@@ -1,7 +1,10 @@
-"""ps-serve (the parameter server) and ps-status (ask a running one how it is doing).
+"""ps-serve: the parameter server (ps-status asks a running one how it is doing).
 
     ps-serve --env CartPole-v1 --algo a3c --port 50051 --run-dir runs/cartpole --target-return 475
     ps-serve ... --local-workers 2      # also start 2 worker-run processes on this host
+
+Defaults shown are CartPole's; Atari, MinAtar, continuous-control envs and the value-based methods
+fill the flags you do not give from their own defaults (ps/families.py, ps/config.py).
 """
 from __future__ import annotations
 

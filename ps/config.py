@@ -25,7 +25,7 @@ class RunSpec:
     env_id: str = "CartPole-v1"
     """Gymnasium environment id every worker builds."""
     algo: str = "a3c"
-    """One of ALGORITHMS."""
+    """a3c, one-step-q, one-step-sarsa or n-step-q."""
     seed: int = 0
     """Run seed; each worker's seed is derived from it and the worker id."""
     t_max: int = 4
