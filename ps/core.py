@@ -175,9 +175,13 @@ class ParameterServer(SyncRounds, CheckpointState):
         if not decision.apply:
             return Outcome(False, decision.dropped_reason, version_at_apply, st, 0.0, 0.0)
         apply_start = time.perf_counter()
-        np.copyto(self._d, d, casting="same_kind")
-        optim.clip_by_global_norm(self._d, self.spec.max_grad_norm, norm)
-        self.optimizer.apply(self.theta, self._d, decision.learning_rate, worker_id)
+        clip = 0 < self.spec.max_grad_norm < norm
+        if clip or d.dtype != np.float32:
+            # The wire buffer is read-only (and may be float16): scale or widen a copy of it.
+            np.copyto(self._d, d, casting="same_kind")
+            optim.clip_by_global_norm(self._d, self.spec.max_grad_norm, norm)
+            d = self._d
+        self.optimizer.apply(self.theta, d, decision.learning_rate, worker_id)
         self.version += 1
         return Outcome(True, "", version_at_apply, st, decision.learning_rate, time.perf_counter() - apply_start)
 
