@@ -53,6 +53,7 @@ def learn_step_rate(lstm: bool, seconds: float) -> float:
 
 def wire_and_server_cost(lstm: bool, pushes: int = 30) -> tuple[int, int, float, int]:
     """(push bytes, reply bytes, server seconds per push, parameters) for Pong's network."""
+    from ps.api.framing import join_tensor, split_tensor
     from ps.api.v1 import parameter_server_pb2 as pb
     from ps.config import RunSpec, ServerConfig
     from ps.core import ParameterServer
@@ -67,7 +68,8 @@ def wire_and_server_cost(lstm: bool, pushes: int = 30) -> tuple[int, int, float,
     grads = (np.random.default_rng(0).standard_normal(n) * 1e-3).astype(np.float32).tobytes()
     request = pb.PushRequest(worker_id=1, base_version=0, gradients=pb.Tensor(data=grads, shape=[n], dtype="float32"),
                              env_steps=spec.steps_per_push)
-    reply = pb.PushReply(params=pb.Tensor(data=flat.values_bytes(), shape=[n], dtype="float32"), version=1)
+    params = flat.values_bytes()
+    reply = join_tensor(pb.PushReply(version=1), "params", params)
     with tempfile.TemporaryDirectory() as run_dir:
         core = ParameterServer(spec, ServerConfig(run_dir=run_dir))
         wid, _ = core.register("bench", 0)
@@ -78,16 +80,16 @@ def wire_and_server_cost(lstm: bool, pushes: int = 30) -> tuple[int, int, float,
             start = time.perf_counter()
             core.push(wid, core.version, grads, "float32", [n], spec.steps_per_push, [], [], {})
             times.append(time.perf_counter() - start)
-        # The server also parses each request and serializes each reply (under the GIL, outside the lock).
+        # The server also frames each request and reply (under the GIL, outside the lock): ps.server.Push.
         wire = request.SerializeToString()
         for i in range(pushes):
             start = time.perf_counter()
-            pb.PushRequest.FromString(wire)
-            reply.SerializeToString()
+            split_tensor(wire, pb.PushRequest, "gradients")
+            join_tensor(pb.PushReply(version=1), "params", params)
             times[i] += time.perf_counter() - start
         seconds = float(np.median(times))  # the median: other processes on the host add outliers
         core.close()
-    return request.ByteSize(), reply.ByteSize(), seconds, n
+    return request.ByteSize(), len(reply), seconds, n
 
 
 def loopback_round_trip(lstm: bool, out: Path, pushes: int = 30) -> float:
@@ -117,12 +119,12 @@ def loopback_round_trip(lstm: bool, out: Path, pushes: int = 30) -> float:
         client = PSClient(ClientConfig(f"127.0.0.1:{port}"))
         wid = client.register("bench", os.getpid()).worker_id
         version = client.pull(wid, flat.layout, flat.values_bytes()).version
-        zeros = pb.Tensor(data=bytes(4 * flat.layout.size), shape=[flat.layout.size], dtype="float32")
+        zeros = np.zeros(flat.layout.size, np.float32)
         times = []
         for _ in range(pushes + 3):
             start = time.perf_counter()
-            version = client.push(pb.PushRequest(worker_id=wid, base_version=version, gradients=zeros,
-                                                 env_steps=spec.steps_per_push)).version
+            version = client.push(pb.PushRequest(worker_id=wid, base_version=version, env_steps=spec.steps_per_push),
+                                  zeros).message.version
             times.append(time.perf_counter() - start)
         return float(np.median(times[3:]))
     finally:

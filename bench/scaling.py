@@ -78,7 +78,8 @@ def sim_process(address: str, size: int, threads: int, rate: float, barrier, sec
         from worker.client import ClientConfig, PSClient
         keep_freed_buffers()  # as worker-run does
         layout = Layout.from_pairs([("theta", (size,))])
-        payload = (np.random.default_rng().standard_normal(size).astype(np.float32) * 1e-3).tobytes()
+        gradients = np.random.default_rng().standard_normal(size).astype(np.float32) * 1e-3
+        payload = gradients.tobytes()
         workers = []
         for _ in range(threads):
             client = PSClient(ClientConfig(address=address))
@@ -88,8 +89,7 @@ def sim_process(address: str, size: int, threads: int, rate: float, barrier, sec
         done, lock = [], threading.Lock()
 
         def run(client, worker_id, version, start):
-            request = pb.PushRequest(worker_id=worker_id, env_steps=20,
-                                     gradients=pb.Tensor(data=payload, shape=[size], dtype="float32"))
+            request = pb.PushRequest(worker_id=worker_id, env_steps=20)
             period, n, lat = 1.0 / rate, 0, []
             end = start + seconds
             while (due := start + n * period) < end:
@@ -97,7 +97,7 @@ def sim_process(address: str, size: int, threads: int, rate: float, barrier, sec
                     time.sleep(wait)
                 t = time.perf_counter()
                 request.base_version = version
-                version = client.push(request).version
+                version = client.push(request, gradients).message.version
                 lat.append(time.perf_counter() - t)
                 n += 1
             with lock:  # a server that cannot keep up stretches the schedule: time it to the last reply

@@ -65,7 +65,8 @@ def _push_for(kind: str, address: str, size: int, barrier, seconds: float, offer
     keep_freed_buffers()  # as worker-run does
     rng = np.random.default_rng()
     grads = rng.standard_normal(size).astype(np.float32) * 1e-3
-    payload = grads.astype(wire_dtype).tobytes()  # what goes up: the gradient in the wire dtype
+    wire = grads.astype(wire_dtype)  # what goes up: the gradient in the wire dtype
+    payload = wire.tobytes()
     latencies: list[float] = []
     if kind == "echo":
         import grpc
@@ -89,13 +90,12 @@ def _push_for(kind: str, address: str, size: int, barrier, seconds: float, offer
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.05)
-        request = pb.PushRequest(worker_id=reg.worker_id, gradients=pb.Tensor(data=payload, shape=[size],
-                                                                              dtype=wire_dtype), env_steps=0)
+        request = pb.PushRequest(worker_id=reg.worker_id, env_steps=0)
 
-        def send():
+        def send():  # as worker/loop.py pushes: the gradient array framed straight onto the wire
             nonlocal version
             request.base_version = version
-            version = client.push(request).version
+            version = client.push(request, wire, wire_dtype).message.version
     for _ in range(3):  # warm-up: connections, first-call costs
         send()
     barrier.wait(timeout=300)  # every pusher (and the parent) is ready: go together

@@ -14,12 +14,13 @@ from concurrent import futures
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from .api.convert import fill_tensor, flat_tensor, layout_from_proto
+from .api.convert import flat_tensor, layout_from_proto
+from .api.framing import WireError, join_tensor, split_tensor
 from .api.v1 import parameter_server_pb2 as pb
 from .api.v1 import parameter_server_pb2_grpc as pb_grpc
 from .core import ParameterServer
 from .auth import TokenInterceptor, load_token, server_credentials
-from .errors import RequestError
+from .errors import RequestError, invalid
 from .validate import TRANSPORT_SLACK, check_layout, check_message_size, check_register, check_stats
 
 log = logging.getLogger("ps.server")
@@ -31,7 +32,8 @@ def _handle_errors(method):
     @functools.wraps(method)
     def wrapper(self, request, context):
         try:
-            self._refuse_if(check_message_size, request.ByteSize(), self.core.config.max_message_bytes)
+            size = len(request) if isinstance(request, bytes) else request.ByteSize()
+            self._refuse_if(check_message_size, size, self.core.config.max_message_bytes)
             return method(self, request, context)
         except RequestError as err:
             context.abort(getattr(grpc.StatusCode, err.code), err.message)
@@ -72,20 +74,25 @@ class ParameterServerServicer(pb_grpc.ParameterServerServicer):
                             target_version=target_version, target_params=flat_tensor(target) if target else None)
 
     @_handle_errors
-    def Push(self, request, context):
+    def Push(self, raw: bytes, context) -> bytes:
+        """Raw bytes both ways (see _method_handlers): the gradient is read where it landed and the
+        parameters are joined to the reply once (ps/api/framing.py)."""
+        try:
+            request, gradient, data = split_tensor(raw, pb.PushRequest, "gradients")
+        except WireError as err:
+            self.core.count_rejection("malformed")
+            raise invalid("malformed", f"malformed push: {err}") from None
         self.core.check_incarnation(request.incarnation)
         self._refuse_if(check_stats, request.stats)
-        g = request.gradients
-        result = self.core.push(request.worker_id, request.base_version, g.data, g.dtype or "float32",
-                                list(g.shape), request.env_steps, list(request.episode_returns),
+        result = self.core.push(request.worker_id, request.base_version, data, gradient.dtype or "float32",
+                                list(gradient.shape), request.env_steps, list(request.episode_returns),
                                 list(request.episode_lengths), dict(request.stats), request.target_version)
         reply = pb.PushReply(applied=result.applied, dropped_reason=result.dropped_reason,
                              version=result.version, staleness=result.staleness, stop=result.stop,
                              global_step=result.global_step, learning_rate=result.learning_rate,
                              target_version=result.target_version,
                              target_params=flat_tensor(result.target_params) if result.target_params else None)
-        fill_tensor(reply.params, result.params)
-        return reply
+        return join_tensor(reply, "params", result.params)
 
     @_handle_errors
     def Heartbeat(self, request, context):
@@ -103,6 +110,21 @@ class ParameterServerServicer(pb_grpc.ParameterServerServicer):
         return pb.StatusReply(status_json=json.dumps(self.core.status()))
 
 
+def _method_handlers(servicer: ParameterServerServicer) -> grpc.GenericRpcHandler:
+    """The service's handlers: generated (de)serializers for every method but Push, whose handler
+    takes and returns raw bytes so that its two big tensors are not copied by protobuf."""
+    handlers = {}
+    for method in pb.DESCRIPTOR.services_by_name["ParameterServer"].methods:
+        if method.name == "Push":
+            handlers[method.name] = grpc.unary_unary_rpc_method_handler(servicer.Push)
+            continue
+        handlers[method.name] = grpc.unary_unary_rpc_method_handler(
+            getattr(servicer, method.name),
+            request_deserializer=getattr(pb, method.input_type.name).FromString,
+            response_serializer=getattr(pb, method.output_type.name).SerializeToString)
+    return grpc.method_handlers_generic_handler(SERVICE_NAME, handlers)
+
+
 def start_server(core: ParameterServer) -> tuple[grpc.Server, int, health.HealthServicer]:
     """Start serving the core on config.host:config.port; returns the server, its bound port and health."""
     cfg = core.config
@@ -115,7 +137,7 @@ def start_server(core: ParameterServer) -> tuple[grpc.Server, int, health.Health
     interceptors = [TokenInterceptor(token, core.count_rejection)] if token else []
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=cfg.max_workers), options=options,
                          interceptors=interceptors)
-    pb_grpc.add_ParameterServerServicer_to_server(ParameterServerServicer(core), server)
+    server.add_generic_rpc_handlers((_method_handlers(ParameterServerServicer(core)),))
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     address = f"[{cfg.host}]:{cfg.port}" if ":" in cfg.host else f"{cfg.host}:{cfg.port}"

@@ -14,12 +14,14 @@ from dataclasses import dataclass
 import grpc
 
 from ps.api.convert import flat_tensor, layout_to_proto
+from ps.api.framing import Framed, WireError, join_tensor, split_tensor
 from ps.api.v1 import parameter_server_pb2 as pb
 from ps.api.v1 import parameter_server_pb2_grpc as pb_grpc
 from ps.auth import call_metadata, client_channel
 from ps.layout import Layout
 
 log = logging.getLogger("worker.client")
+PUSH_SERVICE = pb.DESCRIPTOR.services_by_name["ParameterServer"].full_name
 TRANSIENT = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 
 
@@ -68,6 +70,8 @@ class PSClient:
                    ("grpc.max_reconnect_backoff_ms", int(config.backoff_max_seconds * 1000))]
         self._channel = client_channel(config.address, config.tls_ca, options)
         self._stub = pb_grpc.ParameterServerStub(self._channel)
+        # Push moves raw bytes, framed by ps/api/framing.py: no protobuf copies of the two tensors.
+        self._push = self._channel.unary_unary(f"/{PUSH_SERVICE}/Push")
         self._metadata = call_metadata(config.token)
         self.incarnation = ""  # the server's, from the last Register; sent with every later call
 
@@ -81,11 +85,18 @@ class PSClient:
             worker_id=worker_id, layout=layout_to_proto(layout), incarnation=self.incarnation,
             initial_params=flat_tensor(initial) if initial else None))
 
-    def push(self, request: pb.PushRequest) -> pb.PushReply:
-        """One attempt only: a push that failed in flight may or may not have been applied, and its
+    def push(self, request: pb.PushRequest, gradients, dtype: str = "float32") -> Framed:
+        """Send request with `gradients` (a flat buffer of `dtype`) as its tensor; the reply's
+        parameters come back as `.data`, a view into the received bytes.
+
+        One attempt only: a push that failed in flight may or may not have been applied, and its
         gradient is stale by then anyway; the caller re-pulls instead of re-sending it."""
         request.incarnation = self.incarnation
-        return self._call(self._stub.Push, request, retry=False)
+        raw = self._call(self._push, join_tensor(request, "gradients", gradients, dtype), retry=False)
+        try:
+            return split_tensor(raw, pb.PushReply, "params")
+        except WireError as err:
+            raise ServerRefused(grpc.StatusCode.INTERNAL, f"unreadable push reply: {err}") from None
 
     def leave(self, worker_id: int, reason: str) -> None:
         try:

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 import torch
 
-from ps.api.convert import fill_tensor
 from ps.api.v1 import parameter_server_pb2 as pb
 from ps.config import RunSpec
 
@@ -18,7 +17,7 @@ from .agents import make_agent
 from .client import PSClient, ServerUnavailable, UnknownWorker
 from .delay import InjectedDelay
 from .envs import EnvBatch
-from .wire import gradient_bytes
+from .wire import wire_gradients
 
 log = logging.getLogger("worker")
 
@@ -94,11 +93,11 @@ class ActorLearner:
         request = pb.PushRequest(worker_id=self.worker_id, base_version=self.version,
                                  env_steps=env_steps, episode_returns=returns, episode_lengths=lengths, stats=stats,
                                  target_version=getattr(agent, "target_version", 0))
-        fill_tensor(request.gradients, gradient_bytes(agent.flat.grads.numpy(), self.wire_dtype), self.wire_dtype)
+        gradients = wire_gradients(agent.flat.grads.numpy(), self.wire_dtype)
         if self.delay is not None:
             self.delay.sleep()
         try:
-            reply = self.client.push(request)
+            reply, _, params = self.client.push(request, gradients, self.wire_dtype)
         except (ServerUnavailable, UnknownWorker) as err:
             # The gradient is lost (and stale by now); re-pull with retries (re-registering if the
             # server restarted), then carry on with the same envs and network.
@@ -110,7 +109,7 @@ class ActorLearner:
         if not reply.applied:
             self.counters.dropped_pushes += 1
             log.debug("worker %d: push dropped by the server (%s)", self.worker_id, reply.dropped_reason)
-        agent.flat.load(reply.params.data)
+        agent.flat.load(params)
         self.version = reply.version
         _load_target(agent, reply)
         return reply.stop

@@ -11,8 +11,9 @@ import numpy as np
 FLOAT16_MAX = float(np.finfo(np.float16).max)
 
 
-def gradient_bytes(grads: np.ndarray, dtype: str) -> bytes:
-    """The flat float32 gradient as little-endian `dtype` bytes (float32: no conversion)."""
+def wire_gradients(grads: np.ndarray, dtype: str) -> np.ndarray:
+    """The flat float32 gradient as a little-endian `dtype` array: float32 as it is (no copy; the
+    client's framing copies it once onto the wire), float16 saturated and cast."""
     if dtype == "float16":
-        return np.clip(grads, -FLOAT16_MAX, FLOAT16_MAX).astype("<f2").tobytes()
-    return grads.tobytes()
+        return np.clip(grads, -FLOAT16_MAX, FLOAT16_MAX).astype("<f2")
+    return grads

@@ -1,0 +1,137 @@
+"""Push messages with their one big tensor moved without copies: still protobuf on the wire.
+
+A push carries ~2.8 MB (Atari size) of gradient in and of parameters out. Through the generated
+classes each side copies that payload three times (tobytes, into the message, serialize; parse,
+`.data`). Here the big `Tensor` field is spliced in and cut out by hand: encoding joins the small
+fields' bytes with the array's buffer (one copy), decoding returns a memoryview into the received
+bytes (no copy) and parses only the small fields with protobuf. The bytes are exactly what
+protobuf itself writes and reads, so generated stubs in any language still talk to us.
+
+Fields may come in any order (protobuf allows it); a message whose tensor field, or that field's
+`data`, occurs more than once (protobuf merges those) is parsed by protobuf itself instead.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from google.protobuf.message import DecodeError, Message
+
+from .v1 import parameter_server_pb2 as pb
+
+LEN = 2  # the wire type of bytes and sub-message fields
+MAX_FIELDS_WALKED = 4096  # past this many fields a message goes to protobuf's C parser whole
+
+
+class WireError(ValueError):
+    """Bytes that are not a valid protobuf message of the expected type."""
+
+
+class Framed(NamedTuple):
+    message: Message    # every field but the tensor's data
+    tensor: pb.Tensor   # the tensor's shape and dtype (its data left empty)
+    data: memoryview    # the tensor's bytes: a view into the received buffer, no copy
+
+
+def encode_varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _varint(buf: bytes, pos: int, end: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if pos >= end:
+            raise WireError("truncated varint")
+        byte = buf[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, pos
+        shift += 7
+        if shift >= 70:
+            raise WireError("varint longer than 10 bytes")
+
+
+def _fields(buf: bytes, start: int, end: int):
+    """(number, wire_type, field_start, value_start, field_end) for each field of buf[start:end]."""
+    pos, walked = start, 0
+    while pos < end:
+        walked += 1
+        if walked > MAX_FIELDS_WALKED:
+            raise _Fallback
+        field_start = pos
+        key, pos = _varint(buf, pos, end)
+        wire_type, value_start = key & 7, pos
+        if wire_type == 0:
+            _, pos = _varint(buf, pos, end)
+        elif wire_type == 1:
+            pos += 8
+        elif wire_type == 5:
+            pos += 4
+        elif wire_type == LEN:
+            length, value_start = _varint(buf, pos, end)
+            pos = value_start + length
+        else:  # groups (deprecated) and invalid types: protobuf knows which to accept
+            raise _Fallback
+        if pos > end:
+            raise WireError("a field runs past the end of the message")
+        yield key >> 3, wire_type, field_start, value_start, pos
+
+
+class _Fallback(Exception):
+    """A message not worth walking in Python (very many fields, groups): protobuf parses it whole."""
+
+
+def _only(buf: bytes, start: int, end: int, number: int):
+    """The one LEN field `number` in buf[start:end], or None if it is absent, repeated or not LEN."""
+    found = [f for f in _fields(buf, start, end) if f[0] == number]
+    return found[0] if len(found) == 1 and found[0][1] == LEN else None
+
+
+def split_tensor(raw: bytes, message_type: type[Message], field: str) -> Framed:
+    """Decode `raw` as message_type with its Tensor field `field` cut out (data as a view). Raises WireError."""
+    number = message_type.DESCRIPTOR.fields_by_name[field].number
+    try:
+        outer = _only(raw, 0, len(raw), number)
+        inner = outer and _only(raw, outer[3], outer[4], pb.Tensor.DESCRIPTOR.fields_by_name["data"].number)
+        if not inner:
+            return _parsed_whole(raw, message_type, field)
+        (_, _, o_start, o_value, o_end), (_, _, i_start, i_value, i_end) = outer, inner
+        message = message_type.FromString(raw[:o_start] + raw[o_end:])
+        tensor = pb.Tensor.FromString(raw[o_value:i_start] + raw[i_end:o_end])
+        return Framed(message, tensor, memoryview(raw)[i_value:i_end])
+    except _Fallback:
+        return _parsed_whole(raw, message_type, field)
+    except DecodeError as err:
+        raise WireError(f"not a valid {message_type.DESCRIPTOR.name}: {err}") from None
+
+
+def _parsed_whole(raw: bytes, message_type: type[Message], field: str) -> Framed:
+    try:
+        message = message_type.FromString(raw)
+    except DecodeError as err:
+        raise WireError(f"not a valid {message_type.DESCRIPTOR.name}: {err}") from None
+    whole = getattr(message, field)
+    tensor = pb.Tensor(shape=whole.shape, dtype=whole.dtype)
+    data = memoryview(whole.data)
+    message.ClearField(field)
+    return Framed(message, tensor, data)
+
+
+def join_tensor(message: Message, field: str, data, dtype: str = "float32") -> bytes:
+    """message (its `field` unset) serialized with a flat Tensor of `data` (any buffer) as `field`.
+
+    One copy of data: the join.
+    """
+    view = memoryview(data).cast("B")
+    itemsize = 2 if dtype == "float16" else 4
+    tail = pb.Tensor(shape=[view.nbytes // itemsize], dtype=dtype).SerializeToString()
+    data_key = encode_varint(pb.Tensor.DESCRIPTOR.fields_by_name["data"].number << 3 | LEN)
+    data_head = data_key + encode_varint(view.nbytes)
+    number = message.DESCRIPTOR.fields_by_name[field].number
+    head = encode_varint(number << 3 | LEN) + encode_varint(len(data_head) + view.nbytes + len(tail))
+    return b"".join((message.SerializeToString(), head, data_head, view, tail))
