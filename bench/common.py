@@ -173,16 +173,19 @@ def bin_path(name: str) -> str:
     return str(Path(python()).parent / name)
 
 
-def start_and_collect(procs: list, out, barrier, limit_seconds: float, what: str) -> list:
+def start_and_collect(procs: list, out, barrier, limit_seconds: float, what: str, on_start=None) -> list:
     """Start processes that meet at `barrier`, then each put one result (or an error string) on
-    `out`; returns the results, raising the first error (a dead or hung process is one too)."""
+    `out`; returns the results, raising the first error (a dead or hung process is one too).
+    `on_start` is called as the barrier releases them (to read counters at the window's start)."""
     import queue
 
     for p in procs:
         p.start()
     try:
         barrier.wait(timeout=300)
-    except Exception:
+        if on_start is not None:
+            on_start()
+    except threading.BrokenBarrierError:
         pass  # one failed before the start: its message is in the queue
     results, deadline = [], time.monotonic() + limit_seconds
     while len(results) < len(procs):

@@ -19,6 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import psutil
+
 from .common import (bin_path, console, fmt, launch, median, percentile, print_table, start_and_collect,
                      stop_process, wait_for_file)
 
@@ -99,28 +101,39 @@ def _push_for(kind: str, address: str, size: int, barrier, seconds: float, offer
     for _ in range(3):  # warm-up: connections, first-call costs
         send()
     barrier.wait(timeout=300)  # every pusher (and the parent) is ready: go together
+    cpu_start = time.process_time()  # this process's CPU, gRPC's threads included
     end = time.perf_counter() + seconds
     while (t := time.perf_counter()) < end:
         send()
         if (done := time.perf_counter()) <= end:  # count only calls completed inside the window
             latencies.append(done - t)
-    return latencies
+    return latencies, time.process_time() - cpu_start
 
 
 def run_pushers(kind: str, address: str, size: int, count: int, seconds: float, offer: bool,
-                wire_dtype: str = "float32") -> dict:
+                server_pid: int, wire_dtype: str = "float32") -> dict:
     ctx = mp.get_context("spawn")  # never fork a process that may hold gRPC state
     out = ctx.Queue()
     barrier = ctx.Barrier(count + 1)  # pushers start measuring together, once all have warmed up
     procs = [ctx.Process(target=pusher_main,
                          args=(kind, address, size, barrier, seconds, offer and i == 0, out, wire_dtype))
              for i in range(count)]
-    results = start_and_collect(procs, out, barrier, 120 + seconds, "a pusher")
-    lat = [x for r in results for x in r]
+    server = psutil.Process(server_pid)
+    cpu = {}
+    results = start_and_collect(procs, out, barrier, 120 + seconds, "a pusher",
+                                on_start=lambda: cpu.setdefault("start", _cpu_seconds(server)))
+    server_cpu = _cpu_seconds(server) - cpu["start"]  # a little past the window: pushers stop at its end
+    lat = [x for r in results for x in r[0]]
     rate = len(lat) / seconds
     up = size * (2 if wire_dtype == "float16" else 4)
     return {"calls_per_second": rate, "p50_ms": percentile(lat, 50) * 1e3, "p99_ms": percentile(lat, 99) * 1e3,
-            "mb_per_second": rate * (up + size * 4) / 1e6, "calls": len(lat)}
+            "mb_per_second": rate * (up + size * 4) / 1e6, "calls": len(lat),
+            "server_cpu_ms": server_cpu / len(lat) * 1e3, "client_cpu_ms": sum(r[1] for r in results) / len(lat) * 1e3}
+
+
+def _cpu_seconds(process) -> float:
+    times = process.cpu_times()
+    return times.user + times.system
 
 
 # --- the two servers under test -----------------------------------------------------------------------
@@ -132,6 +145,7 @@ class PSProcess:
                                 "--target-return", "none", "--total-steps", "1000000000",
                                 "--progress-seconds", "3600", "--log-level", "WARNING"], run_dir / "log.txt")
         self.address = f"127.0.0.1:{wait_for_file(run_dir / 'port', self.launched.proc)}"
+        self.pid = self.launched.proc.pid
 
     def close(self) -> None:
         stop_process(self.launched.proc)
@@ -143,6 +157,7 @@ class EchoProcess:
         ctx = mp.get_context("spawn")
         self.proc = ctx.Process(target=echo_server_main, args=(str(port_file), threads, reply_bytes), daemon=True)
         self.proc.start()
+        self.pid = self.proc.pid
         deadline = time.monotonic() + 60
         while not (port_file.exists() and port_file.read_text()):
             if time.monotonic() > deadline:
@@ -181,7 +196,7 @@ def main(argv=None) -> int:
                             tmp, tag, reply_bytes=size * 4 if half else 0)
                         try:
                             cells[kind].append(run_pushers(kind, server.address, size, n, args.seconds, True,
-                                                           args.wire_dtype))
+                                                           server.pid, args.wire_dtype))
                         finally:
                             server.close()
                 res = {k: {m: median(c[m] for c in v) for m in v[0]} for k, v in cells.items()}
@@ -193,13 +208,15 @@ def main(argv=None) -> int:
                     rows.append([f"{size_name} ({size * 4 / 1e6:.2f} MB)" if kind == "ps" else "", n,
                                  "ps-serve push" if kind == "ps" else "bare gRPC echo",
                                  fmt(r["calls_per_second"], thousands=True), fmt(r["p50_ms"], 2),
-                                 fmt(r["p99_ms"], 2), fmt(r["mb_per_second"], 0),
-                                 f"{ratio:.2f}x" if kind == "ps" else ""])
+                                 fmt(r["p99_ms"], 2), fmt(r["mb_per_second"], 0), fmt(r["server_cpu_ms"], 2),
+                                 fmt(r["client_cpu_ms"], 2), f"{ratio:.2f}x" if kind == "ps" else ""])
                 console.print(f"{size_name} x{n}: ps {res['ps']['calls_per_second']:,.0f}/s, "
                               f"echo {res['echo']['calls_per_second']:,.0f}/s, ratio {ratio:.2f}")
     print_table(f"Parameter server pushes vs bare gRPC echo (same payload, same run; gradients {args.wire_dtype})",
-                ["payload", "pushers", "server", "calls/s", "p50 ms", "p99 ms", "MB/s", "ps/echo"], rows,
-                "each push: gradient in, full parameters back; echo: the same bytes in and back")
+                ["payload", "pushers", "server", "calls/s", "p50 ms", "p99 ms", "MB/s", "server CPU ms/call",
+                 "pushers' CPU ms/call", "ps/echo"], rows,
+                "each push: gradient in, full parameters back; echo: the same bytes in and back. CPU: user + "
+                "system seconds per call over the window (both cores: the server and pushers share them)")
     if atari8 is not None:
         console.print(f"target 3 (Atari size, 8 pushers, ps/echo >= 0.7): {atari8:.2f}x -> "
                       + ("[green]met[/green]" if atari8 >= 0.7 else "[red]not met[/red]"))

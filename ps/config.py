@@ -174,8 +174,8 @@ class ServerConfig:
     """gRPC port; 0 picks a free one (printed at start and written to run_dir/port)."""
     run_dir: str = "runs/default"
     """Where pushes.csv, summary.json and the final parameters go."""
-    max_workers: int = 64
-    """gRPC server threads; pushes are applied one at a time whatever this is (in --sync mode each waiting worker holds one)."""
+    max_workers: int = 0
+    """gRPC server threads; 0 picks them: 4, or 64 with --sync (each worker waiting in a round holds one). Pushes are applied one at a time whatever this is."""
     max_message_bytes: int = 64 * 1024 * 1024
     """Largest gRPC message either way (an Atari network is ~2.7 MB)."""
     progress_seconds: float = 1.0
@@ -204,6 +204,8 @@ class ServerConfig:
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"--port must be in 0..65535, got {self.port}")
+        if self.max_workers < 0:
+            raise ConfigError(f"--max-workers must be >= 0 (0 picks them), got {self.max_workers}")
         if self.max_message_bytes < 4 * 1024 * 1024:
             raise ConfigError("--max-message-bytes must be at least 4 MiB")
         if not -1 <= self.metrics_port <= 65535:

@@ -10,7 +10,8 @@ import logging
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -66,7 +67,6 @@ class ParameterServer(SyncRounds, CheckpointState):
         self.theta: np.ndarray | None = None      # the one flat float32 parameter buffer
         self.optimizer = None                       # made when the layout is adopted (ps.optim)
         self.target: TargetNetwork | None = None   # theta- of the value-based methods (ps/target.py)
-        self._d: np.ndarray | None = None          # work buffer for the incoming gradient
         self.version = 0
         self.global_step = 0
         self.workers = WorkerRegistry()
@@ -110,8 +110,12 @@ class ParameterServer(SyncRounds, CheckpointState):
 
     def push(self, worker_id: int, base_version: int, data: bytes, dtype: str, shape: list[int],
              env_steps: int, returns: list[float], lengths: list[int], stats: dict,
-             target_version: int = 0) -> PushResult:
-        """May run concurrently; the apply itself is serialized under the lock, in arrival order."""
+             target_version: int = 0, reply: Callable[[PushResult, np.ndarray], bytes] | None = None) -> PushResult:
+        """May run concurrently; the apply itself is serialized under the lock, in arrival order.
+
+        The result's params are theta.tobytes(), or what `reply(result, theta)` makes of them: it is
+        called under the lock, so the servicer can frame its whole reply around one copy of theta.
+        """
         start = time.perf_counter()
         if self.layout is None:
             self._count_locked("no_parameters")
@@ -147,8 +151,10 @@ class ParameterServer(SyncRounds, CheckpointState):
                 self.target.maybe_copy(self.theta, self.global_step)
             target = self.target.reply_for(worker_id, target_version) if self.target is not None else (0, b"")
             self._check_stop()
-            params = self.theta.tobytes()
             version, global_step, stop = self.version, self.global_step, self.stopped.is_set()
+            result = PushResult(outcome.applied, outcome.dropped_reason, version, b"", outcome.staleness, stop,
+                                global_step, outcome.learning_rate, *target)
+            result = replace(result, params=reply(result, self.theta) if reply else self.theta.tobytes())
             mean100 = self.episodes.mean
             self.apply_seconds_total += outcome.apply_seconds
         event = PushEvent(time=time.time(), worker_id=worker_id, base_version=base_version,
@@ -163,8 +169,7 @@ class ParameterServer(SyncRounds, CheckpointState):
                              int(outcome.applied)))
         for observer in self.observers:
             observer.on_push(event)
-        return PushResult(outcome.applied, outcome.dropped_reason, version, params, outcome.staleness, stop,
-                          global_step, outcome.learning_rate, *target)
+        return result
 
     def _apply_async(self, worker_id: int, base_version: int, d, norm: float) -> Outcome:
         """The paper's asynchronous update, one push at a time, through the staleness policy."""
@@ -175,13 +180,9 @@ class ParameterServer(SyncRounds, CheckpointState):
         if not decision.apply:
             return Outcome(False, decision.dropped_reason, version_at_apply, st, 0.0, 0.0)
         apply_start = time.perf_counter()
-        clip = 0 < self.spec.max_grad_norm < norm
-        if clip or d.dtype != np.float32:
-            # The wire buffer is read-only (and may be float16): scale or widen a copy of it.
-            np.copyto(self._d, d, casting="same_kind")
-            optim.clip_by_global_norm(self._d, self.spec.max_grad_norm, norm)
-            d = self._d
-        self.optimizer.apply(self.theta, d, decision.learning_rate, worker_id)
+        # d is the read-only wire buffer: the clip rides along as a scale instead of a scaled copy.
+        scale = optim.clip_scale(self.spec.max_grad_norm, norm)
+        self.optimizer.apply(self.theta, d, decision.learning_rate, worker_id, scale)
         self.version += 1
         return Outcome(True, "", version_at_apply, st, decision.learning_rate, time.perf_counter() - apply_start)
 
@@ -304,7 +305,6 @@ class ParameterServer(SyncRounds, CheckpointState):
         self.optimizer = optim.make_optimizer(self.spec, theta.size)
         for worker_id in self.workers.workers:
             self.optimizer.add_worker(worker_id)
-        self._d = np.zeros_like(theta)
         if self.spec.algo in VALUE_BASED:
             self.target = TargetNetwork(theta, self.spec.target_update_steps, self.global_step)
         if self.spec.sync:

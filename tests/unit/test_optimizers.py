@@ -12,7 +12,7 @@ def f32(*x):
 
 def test_momentum_sgd_step_matches_hand_computed_numbers():
     theta, m = f32(1.0, 2.0), f32(0.5, -1.0)
-    momentum_sgd(theta, m, f32(2.0, 0.0), lr=0.1, alpha=0.9, scratch=np.empty(2, np.float32))
+    momentum_sgd(theta, m, f32(2.0, 0.0), d_scale=1.0, lr=0.1, alpha=0.9, scratch=np.empty(2, np.float32))
     # m = .9*[.5, -1] + .1*[2, 0] = [.65, -.9] ; theta = [1, 2] - .1*m = [.935, 2.09]
     np.testing.assert_allclose(m, [0.65, -0.9], rtol=1e-6)
     np.testing.assert_allclose(theta, [0.935, 2.09], rtol=1e-6)

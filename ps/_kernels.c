@@ -1,0 +1,197 @@
+/* ps._kernels: the server's update rules as fused single-pass loops over float32 buffers, and the
+ * squared norm it checks every pushed gradient with.
+ *
+ * numpy needs 9 passes over 2.8 MB arrays for one shared-RMSProp step; here each element is read and
+ * written once. The loops run without the GIL. ps/optim.py holds the numpy reference and falls back to
+ * it when this module is not built. Only the buffer protocol is used, so no numpy headers are needed.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <string.h>
+
+/* Build the loops for AVX2 as well, picked at load time where the CPU has it (gcc's ifunc on ELF). */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__ELF__)
+#define KERNEL_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define KERNEL_CLONES
+#endif
+
+/* Fills *view with a C-contiguous float32 buffer of obj; a clear ValueError otherwise. */
+static int get_f32(PyObject *obj, int writable, const char *name, Py_buffer *view)
+{
+    /* Writability is checked below rather than requested, so a read-only array gets its own message. */
+    if (PyObject_GetBuffer(obj, view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) != 0) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_ValueError, "%s must be a C-contiguous float32 buffer, got %.100s",
+                     name, Py_TYPE(obj)->tp_name);
+        return -1;
+    }
+    if (writable && view->readonly) {
+        PyErr_Format(PyExc_ValueError, "%s is read-only, but it is updated in place", name);
+        PyBuffer_Release(view);
+        return -1;
+    }
+    const char *f = view->format;
+    if (view->itemsize != 4 || !(f == NULL || !strcmp(f, "f") || !strcmp(f, "<f") || !strcmp(f, "=f")
+                                 || !strcmp(f, "@f"))) {
+        PyErr_Format(PyExc_ValueError, "%s must be float32, got format %s with itemsize %zd",
+                     name, f ? f : "B", view->itemsize);
+        PyBuffer_Release(view);
+        return -1;
+    }
+    return 0;
+}
+
+static int overlap(const Py_buffer *a, const Py_buffer *b)
+{
+    const char *pa = a->buf, *pb = b->buf;
+    return a->len > 0 && b->len > 0 && pa < pb + b->len && pb < pa + a->len;
+}
+
+/* The three buffers (two written, one read) of an update, checked; 0 on success, all released on error. */
+static int get_operands(PyObject *const objs[3], const char *const names[3], Py_buffer views[3])
+{
+    int i;
+    for (i = 0; i < 3; i++) {
+        if (get_f32(objs[i], i < 2, names[i], &views[i]) != 0) {
+            while (i-- > 0)
+                PyBuffer_Release(&views[i]);
+            return -1;
+        }
+    }
+    if (views[1].len != views[0].len || views[2].len != views[0].len) {
+        PyErr_Format(PyExc_ValueError, "%s, %s and %s must have the same length, got %zd, %zd and %zd",
+                     names[0], names[1], names[2], views[0].len / 4, views[1].len / 4, views[2].len / 4);
+    }
+    /* The loops take restrict pointers: overlapping operands would be undefined behaviour. */
+    else if (overlap(&views[0], &views[1]) || overlap(&views[0], &views[2]) || overlap(&views[1], &views[2])) {
+        PyErr_Format(PyExc_ValueError, "%s, %s and %s must not overlap", names[0], names[1], names[2]);
+    }
+    else {
+        return 0;
+    }
+    for (i = 0; i < 3; i++)
+        PyBuffer_Release(&views[i]);
+    return -1;
+}
+
+KERNEL_CLONES
+static void rmsprop_loop(float *restrict theta, float *restrict g, const float *restrict d, Py_ssize_t n,
+                         float d_scale, float lr, float alpha, float eps)
+{
+    const float beta = 1.0f - alpha;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        float x = d[i] * d_scale;
+        float gi = alpha * g[i] + beta * x * x;
+        g[i] = gi;
+        theta[i] -= lr * x / sqrtf(gi + eps);
+    }
+}
+
+KERNEL_CLONES
+static void momentum_loop(float *restrict theta, float *restrict m, const float *restrict d, Py_ssize_t n,
+                          float d_scale, float lr, float alpha)
+{
+    const float beta = 1.0f - alpha;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        float mi = alpha * m[i] + beta * (d[i] * d_scale);
+        m[i] = mi;
+        theta[i] -= lr * mi;
+    }
+}
+
+KERNEL_CLONES
+static double sumsq_loop(const float *restrict d, Py_ssize_t n)
+{
+    /* In double: squares of finite float32 cannot overflow it, so only NaN or Inf input makes the
+     * sum non-finite. The simd reduction lets gcc reorder the sum (with -fopenmp-simd). */
+    double acc = 0.0;
+#pragma omp simd reduction(+ : acc)
+    for (Py_ssize_t i = 0; i < n; i++)
+        acc += (double)d[i] * (double)d[i];
+    return acc;
+}
+
+PyDoc_STRVAR(sumsq_doc,
+"sumsq(d)\n--\n\n"
+"The sum of squares of the float32 buffer d, accumulated in double: NaN or Inf when d holds one.");
+
+static PyObject *sumsq(PyObject *Py_UNUSED(self), PyObject *obj)
+{
+    Py_buffer v;
+    double acc;
+    if (get_f32(obj, 0, "d", &v) != 0)
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    acc = sumsq_loop(v.buf, v.len / 4);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&v);
+    return PyFloat_FromDouble(acc);
+}
+
+PyDoc_STRVAR(rmsprop_doc,
+"rmsprop(theta, g, d, d_scale, lr, alpha, eps)\n--\n\n"
+"One RMSProp step in place on theta and g, with x = d * d_scale:\n"
+"g = alpha*g + (1-alpha)*x^2; theta -= lr * x / sqrt(g + eps). All float32, same length.");
+
+static PyObject *rmsprop(PyObject *Py_UNUSED(self), PyObject *args)
+{
+    PyObject *objs[3];
+    float d_scale, lr, alpha, eps;
+    static const char *const names[3] = {"theta", "g", "d"};
+    Py_buffer v[3];
+    if (!PyArg_ParseTuple(args, "OOOffff:rmsprop", &objs[0], &objs[1], &objs[2], &d_scale, &lr, &alpha, &eps))
+        return NULL;
+    if (get_operands(objs, names, v) != 0)
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    rmsprop_loop(v[0].buf, v[1].buf, v[2].buf, v[0].len / 4, d_scale, lr, alpha, eps);
+    Py_END_ALLOW_THREADS
+    for (int i = 0; i < 3; i++)
+        PyBuffer_Release(&v[i]);
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(momentum_doc,
+"momentum(theta, m, d, d_scale, lr, alpha)\n--\n\n"
+"One momentum-SGD step in place on theta and m, with x = d * d_scale:\n"
+"m = alpha*m + (1-alpha)*x; theta -= lr * m. All float32, same length.");
+
+static PyObject *momentum(PyObject *Py_UNUSED(self), PyObject *args)
+{
+    PyObject *objs[3];
+    float d_scale, lr, alpha;
+    static const char *const names[3] = {"theta", "m", "d"};
+    Py_buffer v[3];
+    if (!PyArg_ParseTuple(args, "OOOfff:momentum", &objs[0], &objs[1], &objs[2], &d_scale, &lr, &alpha))
+        return NULL;
+    if (get_operands(objs, names, v) != 0)
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    momentum_loop(v[0].buf, v[1].buf, v[2].buf, v[0].len / 4, d_scale, lr, alpha);
+    Py_END_ALLOW_THREADS
+    for (int i = 0; i < 3; i++)
+        PyBuffer_Release(&v[i]);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef methods[] = {
+    {"sumsq", sumsq, METH_O, sumsq_doc},
+    {"rmsprop", rmsprop, METH_VARARGS, rmsprop_doc},
+    {"momentum", momentum, METH_VARARGS, momentum_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "ps._kernels",
+    .m_doc = "Fused single-pass float32 update rules (RMSProp, momentum SGD) and sum of squares for the parameter server.",
+    .m_size = -1,
+    .m_methods = methods,
+};
+
+PyMODINIT_FUNC PyInit__kernels(void)
+{
+    return PyModule_Create(&module);
+}

@@ -1,0 +1,127 @@
+"""The fused C kernels (ps/_kernels.c): built in this install, equal to the numpy reference, loud on bad input."""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ps import optim
+from ps.optim import MomentumSGD, SharedRMSProp, momentum_sgd, shared_rmsprop
+
+kernels = optim._kernels  # None when not built: test_the_c_kernel_is_built_and_in_use says so
+
+SIZES = st.one_of(st.sampled_from([0, 1, 7, 8, 1023]), st.integers(0, 3000))
+SCALES = st.floats(0.01, 1.0)
+LRS = st.floats(1e-5, 0.1)
+ALPHAS = st.floats(0.0, 0.999)
+EPSILONS = st.floats(1e-8, 0.1)
+
+
+def test_the_c_kernel_is_built_and_in_use():
+    # A broken or skipped build would silently fall back to numpy; here it fails instead.
+    assert optim.KERNEL == "c", "ps._kernels is missing: `pip install --no-deps -e .` needs a C compiler"
+
+
+def arrays(size: int, seed: int, steps: int):
+    rng = np.random.default_rng(seed)
+    theta = rng.normal(size=size).astype(np.float32)
+    state = rng.uniform(0.0, 1.0, size=size).astype(np.float32)
+    ds = [rng.normal(scale=3.0, size=size).astype(np.float32) for _ in range(steps)]
+    return theta, state, ds
+
+
+@settings(max_examples=60, deadline=None)
+@given(size=SIZES, d_scale=SCALES, lr=LRS, alpha=ALPHAS, eps=EPSILONS, seed=st.integers(0, 2**32 - 1),
+       steps=st.integers(1, 4))
+def test_rmsprop_kernel_matches_the_numpy_reference(size, d_scale, lr, alpha, eps, seed, steps):
+    theta, g, ds = arrays(size, seed, steps)
+    ref_theta, ref_g, scratch = theta.copy(), g.copy(), np.empty_like(theta)
+    for d in ds:
+        kernels.rmsprop(theta, g, d, d_scale, lr, alpha, eps)
+        shared_rmsprop(ref_theta, ref_g, d, d_scale, lr, alpha, eps, scratch)
+    np.testing.assert_allclose(g, ref_g, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(theta, ref_theta, rtol=1e-5, atol=1e-5)
+
+
+@settings(max_examples=60, deadline=None)
+@given(size=SIZES, d_scale=SCALES, lr=LRS, alpha=ALPHAS, seed=st.integers(0, 2**32 - 1), steps=st.integers(1, 4))
+def test_momentum_kernel_matches_the_numpy_reference(size, d_scale, lr, alpha, seed, steps):
+    theta, m, ds = arrays(size, seed, steps)
+    ref_theta, ref_m, scratch = theta.copy(), m.copy(), np.empty_like(theta)
+    for d in ds:
+        kernels.momentum(theta, m, d, d_scale, lr, alpha)
+        momentum_sgd(ref_theta, ref_m, d, d_scale, lr, alpha, scratch)
+    np.testing.assert_allclose(m, ref_m, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(theta, ref_theta, rtol=1e-5, atol=1e-6)
+
+
+def test_scale_is_the_same_as_scaling_a_copy_of_the_gradient():
+    d = np.array([3.0, -4.0, 0.5], np.float32)
+    wire = np.frombuffer(d.tobytes(), np.float32)  # read-only, as the server receives it
+    a, b = SharedRMSProp(3, 0.9, 1e-5), SharedRMSProp(3, 0.9, 1e-5)
+    theta_a, theta_b = np.ones(3, np.float32), np.ones(3, np.float32)
+    a.apply(theta_a, wire, 0.01, worker_id=1, scale=0.2)
+    b.apply(theta_b, d * np.float32(0.2), 0.01, worker_id=1)
+    np.testing.assert_allclose(theta_a, theta_b, rtol=1e-6)
+    np.testing.assert_allclose(a.g, b.g, rtol=1e-6)
+
+
+@pytest.mark.parametrize("make", [lambda: SharedRMSProp(3, 0.9, 1e-5), lambda: MomentumSGD(3, 0.9)],
+                         ids=["shared-rmsprop", "momentum-sgd"])
+def test_a_float16_gradient_is_widened_before_the_step(make):
+    d32 = np.array([0.5, -1.25, 60000.0], np.float32)  # exact in float16; 60000^2 overflows float16
+    theta_16, theta_32 = np.zeros(3, np.float32), np.zeros(3, np.float32)
+    make().apply(theta_16, d32.astype(np.float16), 0.1, worker_id=1, scale=0.5)
+    make().apply(theta_32, d32, 0.1, worker_id=1, scale=0.5)
+    assert np.isfinite(theta_16).all()
+    np.testing.assert_array_equal(theta_16, theta_32)
+
+
+def f32(n: int) -> np.ndarray:
+    return np.zeros(n, np.float32)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: kernels.rmsprop(f32(3), f32(3), f32(2), 1.0, 0.1, 0.9, 1e-8), "same length"),
+    (lambda: kernels.momentum(f32(3), f32(4), f32(3), 1.0, 0.1, 0.9), "same length"),
+    (lambda: kernels.rmsprop(np.zeros(3), f32(3), f32(3), 1.0, 0.1, 0.9, 1e-8), "theta must be float32"),
+    (lambda: kernels.momentum(f32(3), f32(3), np.zeros(3), 1.0, 0.1, 0.9), "d must be float32"),
+    (lambda: kernels.rmsprop(f32(3), f32(3), np.zeros(3, np.int32), 1.0, 0.1, 0.9, 1e-8), "d must be float32"),
+    (lambda: kernels.rmsprop(np.frombuffer(bytes(12), np.float32), f32(3), f32(3), 1.0, 0.1, 0.9, 1e-8),
+     "theta is read-only"),
+    (lambda: kernels.momentum(f32(6)[::2], f32(3), f32(3), 1.0, 0.1, 0.9), "C-contiguous"),
+    (lambda: kernels.rmsprop(*[f32(3)] * 3, 1.0, 0.1, 0.9, 1e-8), "must not overlap"),
+])
+def test_bad_buffers_are_refused_with_a_clear_value_error(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+@pytest.mark.parametrize("make", [lambda: SharedRMSProp(5, 0.99, 0.1), lambda: MomentumSGD(5, 0.9)],
+                         ids=["shared-rmsprop", "momentum-sgd"])
+def test_the_numpy_fallback_steps_like_the_kernel(make, monkeypatch):
+    theta_c, _, ds = arrays(5, seed=3, steps=3)
+    theta_np = theta_c.copy()
+    with_kernel, without = make(), make()
+    for d in ds:
+        with_kernel.apply(theta_c, d, 0.01, worker_id=1, scale=0.7)
+    monkeypatch.setattr(optim, "_kernels", None)  # as in an install built without a compiler
+    for d in ds:
+        without.apply(theta_np, d, 0.01, worker_id=1, scale=0.7)
+    np.testing.assert_allclose(theta_np, theta_c, rtol=1e-5)
+
+
+@settings(max_examples=60, deadline=None)
+@given(size=SIZES, seed=st.integers(0, 2**32 - 1), dtype=st.sampled_from([np.float32, np.float16]))
+def test_sum_of_squares_matches_float64_numpy(size, seed, dtype):
+    d = np.random.default_rng(seed).normal(scale=10.0, size=size).astype(dtype)
+    wide = d.astype(np.float64)
+    assert optim.sum_of_squares(d) == pytest.approx(float(np.dot(wide, wide)), rel=1e-12, abs=1e-12)
+
+
+def test_sum_of_squares_is_finite_for_huge_finite_floats_and_not_for_nan_or_inf():
+    huge = np.full(1000, np.finfo(np.float32).max, np.float32)  # float32 squares would overflow
+    assert np.isfinite(optim.sum_of_squares(huge))
+    for bad in (np.nan, np.inf, -np.inf):
+        d = np.ones(999, np.float32)
+        d[500] = bad
+        assert not np.isfinite(optim.sum_of_squares(d))
