@@ -10,6 +10,9 @@ echo server (one generic unary method: bytes in, the same bytes back) is called 
 with the same payload, so `ratio` = PS pushes/s / echo calls/s says how close the server's decode,
 shared-RMSProp apply and reply come to what gRPC alone can move on this machine.
 MB/s counts payload both ways (gradient in + parameters out).
+
+A third row per cell sends the same echo over one bidirectional stream per pusher (one message in
+flight): what a streaming push could save over one unary call per update, at each size.
 """
 from __future__ import annotations
 
@@ -26,6 +29,8 @@ from .common import (bin_path, console, fmt, launch, median, percentile, print_t
 
 SIZES = {"cartpole": 9_155, "atari": 700_000}   # float32 elements: our CartPole MLP; the paper's Atari net ~0.7M
 ECHO_METHOD = "/bench.Echo/Echo"
+ECHO_STREAM_METHOD = "/bench.Echo/EchoStream"  # the same echo over one bidirectional stream per caller
+KINDS = {"ps": "ps-serve push", "echo": "bare gRPC echo", "echo-stream": "echo, bidi stream"}
 MAX_MESSAGE = 64 * 1024 * 1024
 
 
@@ -38,8 +43,16 @@ def echo_server_main(port_file: str, threads: int, reply_bytes: int) -> None:
     from ps.malloc_tuning import keep_freed_buffers
     keep_freed_buffers()  # the same process set-up as ps-serve and worker-run: only the service differs
     reply = bytes(reply_bytes)  # when the reply differs in size from the request (float16 pushes)
+    def echo(request, context):
+        return reply if reply_bytes else request
+
+    def echo_stream(requests, context):
+        for request in requests:
+            yield echo(request, context)
+
     handler = grpc.method_handlers_generic_handler("bench.Echo", {
-        "Echo": grpc.unary_unary_rpc_method_handler(lambda request, context: reply if reply_bytes else request)})
+        "Echo": grpc.unary_unary_rpc_method_handler(echo),
+        "EchoStream": grpc.stream_stream_rpc_method_handler(echo_stream)})
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=threads),
                          options=[("grpc.max_send_message_length", MAX_MESSAGE),
                                   ("grpc.max_receive_message_length", MAX_MESSAGE)])
@@ -76,6 +89,8 @@ def _push_for(kind: str, address: str, size: int, barrier, seconds: float, offer
                                                           ("grpc.max_receive_message_length", MAX_MESSAGE)])
         call = channel.unary_unary(ECHO_METHOD)
         send = lambda: call(payload, timeout=30)  # noqa: E731
+    elif kind == "echo-stream":
+        send = _stream_sender(address, payload)
     else:
         from ps.api.v1 import parameter_server_pb2 as pb
         from ps.layout import Layout
@@ -108,6 +123,23 @@ def _push_for(kind: str, address: str, size: int, barrier, seconds: float, offer
         if (done := time.perf_counter()) <= end:  # count only calls completed inside the window
             latencies.append(done - t)
     return latencies, time.process_time() - cpu_start
+
+
+def _stream_sender(address: str, payload: bytes):
+    """send() for one bidirectional stream: put a message in, wait for its echo (one in flight, as a
+    worker pushing over a stream would have)."""
+    import queue
+
+    import grpc
+    channel = grpc.insecure_channel(address, options=[("grpc.max_send_message_length", MAX_MESSAGE),
+                                                      ("grpc.max_receive_message_length", MAX_MESSAGE)])
+    outbox = queue.SimpleQueue()
+    replies = channel.stream_stream(ECHO_STREAM_METHOD)(iter(outbox.get, None))
+
+    def send():
+        outbox.put(payload)
+        return next(replies)
+    return send
 
 
 def run_pushers(kind: str, address: str, size: int, count: int, seconds: float, offer: bool,
@@ -187,10 +219,10 @@ def main(argv=None) -> int:
         for size_name in args.sizes:
             size = SIZES[size_name]
             for n in args.pushers:
-                cells = {"ps": [], "echo": []}
+                cells = {kind: [] for kind in KINDS}
                 for rep in range(args.repeats):  # a fresh server per cell: layouts and queues start clean
-                    for kind in ("ps", "echo"):
-                        tag = f"{size_name}-{n}-{rep}"
+                    for kind in KINDS:
+                        tag = f"{kind}-{size_name}-{n}-{rep}"
                         half = args.wire_dtype == "float16"
                         server = PSProcess(tmp, tag) if kind == "ps" else EchoProcess(
                             tmp, tag, reply_bytes=size * 4 if half else 0)
@@ -203,15 +235,15 @@ def main(argv=None) -> int:
                 ratio = res["ps"]["calls_per_second"] / res["echo"]["calls_per_second"]
                 if size_name == "atari" and n == 8:
                     atari8 = ratio
-                for kind in ("ps", "echo"):
+                for kind in KINDS:
                     r = res[kind]
-                    rows.append([f"{size_name} ({size * 4 / 1e6:.2f} MB)" if kind == "ps" else "", n,
-                                 "ps-serve push" if kind == "ps" else "bare gRPC echo",
+                    rows.append([f"{size_name} ({size * 4 / 1e6:.2f} MB)" if kind == "ps" else "", n, KINDS[kind],
                                  fmt(r["calls_per_second"], thousands=True), fmt(r["p50_ms"], 2),
                                  fmt(r["p99_ms"], 2), fmt(r["mb_per_second"], 0), fmt(r["server_cpu_ms"], 2),
                                  fmt(r["client_cpu_ms"], 2), f"{ratio:.2f}x" if kind == "ps" else ""])
                 console.print(f"{size_name} x{n}: ps {res['ps']['calls_per_second']:,.0f}/s, "
-                              f"echo {res['echo']['calls_per_second']:,.0f}/s, ratio {ratio:.2f}")
+                              f"echo {res['echo']['calls_per_second']:,.0f}/s, ratio {ratio:.2f}; "
+                              f"echo over a stream {res['echo-stream']['calls_per_second']:,.0f}/s")
     print_table(f"Parameter server pushes vs bare gRPC echo (same payload, same run; gradients {args.wire_dtype})",
                 ["payload", "pushers", "server", "calls/s", "p50 ms", "p99 ms", "MB/s", "server CPU ms/call",
                  "pushers' CPU ms/call", "ps/echo"], rows,

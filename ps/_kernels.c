@@ -113,6 +113,58 @@ static double sumsq_loop(const float *restrict d, Py_ssize_t n)
     return acc;
 }
 
+/* float16 -> float32, with F16C where the CPU has it (x86-64-v3: AVX2 + F16C); numpy's cast is a
+ * software conversion, ~1.3 ms for 0.7M halves. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__ELF__)
+#define WIDEN_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define WIDEN_CLONES
+#endif
+
+WIDEN_CLONES
+static void widen_loop(float *restrict dst, const _Float16 *restrict src, Py_ssize_t n)
+{
+    for (Py_ssize_t i = 0; i < n; i++)
+        dst[i] = (float)src[i];
+}
+
+PyDoc_STRVAR(widen_doc,
+"widen(src, dst)\n--\n\n"
+"Write the float16 buffer src into the float32 buffer dst (same element count).");
+
+static PyObject *widen(PyObject *Py_UNUSED(self), PyObject *args)
+{
+    PyObject *src_obj, *dst_obj;
+    Py_buffer src, dst;
+    if (!PyArg_ParseTuple(args, "OO:widen", &src_obj, &dst_obj))
+        return NULL;
+    if (PyObject_GetBuffer(src_obj, &src, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) != 0)
+        return NULL;
+    if (src.itemsize != 2 || src.format == NULL || strchr(src.format, 'e') == NULL) {
+        PyErr_Format(PyExc_ValueError, "src must be float16, got format %s with itemsize %zd",
+                     src.format ? src.format : "B", src.itemsize);
+        PyBuffer_Release(&src);
+        return NULL;
+    }
+    if (get_f32(dst_obj, 1, "dst", &dst) != 0) {
+        PyBuffer_Release(&src);
+        return NULL;
+    }
+    if (dst.len / 4 != src.len / 2) {
+        PyErr_Format(PyExc_ValueError, "src has %zd elements, dst %zd", src.len / 2, dst.len / 4);
+    }
+    else {
+        Py_BEGIN_ALLOW_THREADS
+        widen_loop(dst.buf, src.buf, src.len / 2);
+        Py_END_ALLOW_THREADS
+    }
+    PyBuffer_Release(&src);
+    PyBuffer_Release(&dst);
+    if (PyErr_Occurred())
+        return NULL;
+    Py_RETURN_NONE;
+}
+
 PyDoc_STRVAR(sumsq_doc,
 "sumsq(d)\n--\n\n"
 "The sum of squares of the float32 buffer d, accumulated in double: NaN or Inf when d holds one.");
@@ -178,6 +230,7 @@ static PyObject *momentum(PyObject *Py_UNUSED(self), PyObject *args)
 
 static PyMethodDef methods[] = {
     {"sumsq", sumsq, METH_O, sumsq_doc},
+    {"widen", widen, METH_VARARGS, widen_doc},
     {"rmsprop", rmsprop, METH_VARARGS, rmsprop_doc},
     {"momentum", momentum, METH_VARARGS, momentum_doc},
     {NULL, NULL, 0, NULL},

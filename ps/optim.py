@@ -31,6 +31,17 @@ def linear_lr(lr0: float, global_step: int, total_steps: int) -> float:
     return lr0 * max(0.0, 1.0 - global_step / total_steps)
 
 
+def widen_float16(d: np.ndarray) -> np.ndarray:
+    """A float16 gradient as a new float32 array: with the kernel (F16C) ~0.1 ms at Atari size,
+    where numpy's cast converts in software (~1.3 ms)."""
+    wide = np.empty(d.shape, np.float32)
+    if _kernels is not None:
+        _kernels.widen(d, wide)
+    else:
+        np.copyto(wide, d, casting="same_kind")
+    return wide
+
+
 def sum_of_squares(d: np.ndarray) -> float:
     """sum(d^2) in float64: finite for any finite float32 or float16 d, NaN or Inf when d holds one.
 
@@ -39,7 +50,7 @@ def sum_of_squares(d: np.ndarray) -> float:
     CPU per 2.8 MB gradient against 0.06 ms here.)
     """
     if _kernels is not None:
-        return _kernels.sumsq(d if d.dtype == np.float32 else d.astype(np.float32))
+        return _kernels.sumsq(d if d.dtype == np.float32 else widen_float16(d))
     wide = d.astype(np.float64)
     return float(np.dot(wide, wide))
 

@@ -6,14 +6,15 @@ import math
 import numpy as np
 
 from .errors import RequestError, invalid
-from .optim import sum_of_squares
+from .optim import sum_of_squares, widen_float16
 
 WIRE_DTYPES = {"float32": np.dtype("<f4"), "float16": np.dtype("<f2")}
 MAX_ENV_STEPS_PER_PUSH = 10_000_000
 
 
 def decode_gradient(data: bytes, dtype: str, shape: list[int], expected_size: int) -> tuple[np.ndarray, float]:
-    """The flat gradient as a read-only float array, and its L2 norm; raises RequestError if malformed.
+    """The flat gradient as a float32 array (the wire buffer itself for float32, read-only; a widened
+    copy for float16), and its L2 norm; raises RequestError if malformed.
 
     The norm is summed in float64 in one pass, which also catches NaN and Inf: any non-finite
     element makes the norm non-finite, and no finite one can overflow it.
@@ -29,6 +30,8 @@ def decode_gradient(data: bytes, dtype: str, shape: list[int], expected_size: in
     if shape and math.prod(shape) != count:
         raise invalid("bad_shape", f"gradient shape {list(shape)} does not hold {count} elements")
     d = np.frombuffer(data, dtype=WIRE_DTYPES[dtype])
+    if dtype == "float16":  # widened once here, for the norm and the apply alike
+        d = widen_float16(d)
     norm = math.sqrt(sum_of_squares(d))
     if not math.isfinite(norm):
         raise invalid("non_finite", "gradient contains NaN or Inf values")

@@ -125,3 +125,19 @@ def test_sum_of_squares_is_finite_for_huge_finite_floats_and_not_for_nan_or_inf(
         d = np.ones(999, np.float32)
         d[500] = bad
         assert not np.isfinite(optim.sum_of_squares(d))
+
+
+@settings(max_examples=40, deadline=None)
+@given(size=SIZES, seed=st.integers(0, 2**32 - 1))
+def test_widening_float16_gives_exactly_numpys_float32(size, seed):
+    d = np.random.default_rng(seed).normal(scale=100.0, size=size).astype(np.float16)
+    specials = np.array([np.inf, -np.inf, np.nan, 65504, -0.0, 6e-8, 1e-5], np.float16)
+    for half in (d, specials):
+        np.testing.assert_array_equal(optim.widen_float16(half), half.astype(np.float32))
+
+
+def test_widen_refuses_what_is_not_float16_into_float32():
+    with pytest.raises(ValueError, match="src must be float16"):
+        kernels.widen(np.zeros(4, np.float32), np.zeros(4, np.float32))
+    with pytest.raises(ValueError, match="elements"):
+        kernels.widen(np.zeros(4, np.float16), np.zeros(5, np.float32))
