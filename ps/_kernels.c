@@ -43,6 +43,29 @@ static int get_f32(PyObject *obj, int writable, const char *name, Py_buffer *vie
     return 0;
 }
 
+/* As get_f32, for a C-contiguous float16 buffer (numpy's format "e"). */
+static int get_f16(PyObject *obj, int writable, const char *name, Py_buffer *view)
+{
+    if (PyObject_GetBuffer(obj, view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) != 0) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_ValueError, "%s must be a C-contiguous float16 buffer, got %.100s",
+                     name, Py_TYPE(obj)->tp_name);
+        return -1;
+    }
+    if (writable && view->readonly) {
+        PyErr_Format(PyExc_ValueError, "%s is read-only, but it is written", name);
+        PyBuffer_Release(view);
+        return -1;
+    }
+    if (view->itemsize != 2 || view->format == NULL || strchr(view->format, 'e') == NULL) {
+        PyErr_Format(PyExc_ValueError, "%s must be float16, got format %s with itemsize %zd",
+                     name, view->format ? view->format : "B", view->itemsize);
+        PyBuffer_Release(view);
+        return -1;
+    }
+    return 0;
+}
+
 static int overlap(const Py_buffer *a, const Py_buffer *b)
 {
     const char *pa = a->buf, *pb = b->buf;
@@ -128,6 +151,51 @@ static void widen_loop(float *restrict dst, const _Float16 *restrict src, Py_ssi
         dst[i] = (float)src[i];
 }
 
+/* float32 -> float16 for a worker's --wire-dtype float16 push, saturating at +-65504 (float16's
+ * largest finite value) so a large gradient is clipped rather than turned into Inf; NaN stays NaN
+ * (comparisons with it are false), so the server still refuses it. */
+WIDEN_CLONES
+static void narrow_loop(_Float16 *restrict dst, const float *restrict src, Py_ssize_t n)
+{
+    const float top = 65504.0f;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        float x = src[i];
+        x = x > top ? top : (x < -top ? -top : x);
+        dst[i] = (_Float16)x;
+    }
+}
+
+PyDoc_STRVAR(narrow_doc,
+"narrow(src, dst)\n--\n\n"
+"Write the float32 buffer src into the float16 buffer dst, saturating at +-65504; NaN stays NaN.");
+
+static PyObject *narrow(PyObject *Py_UNUSED(self), PyObject *args)
+{
+    PyObject *src_obj, *dst_obj;
+    Py_buffer src, dst;
+    if (!PyArg_ParseTuple(args, "OO:narrow", &src_obj, &dst_obj))
+        return NULL;
+    if (get_f32(src_obj, 0, "src", &src) != 0)
+        return NULL;
+    if (get_f16(dst_obj, 1, "dst", &dst) != 0) {
+        PyBuffer_Release(&src);
+        return NULL;
+    }
+    if (dst.len / 2 != src.len / 4) {
+        PyErr_Format(PyExc_ValueError, "src has %zd elements, dst %zd", src.len / 4, dst.len / 2);
+    }
+    else {
+        Py_BEGIN_ALLOW_THREADS
+        narrow_loop(dst.buf, src.buf, src.len / 4);
+        Py_END_ALLOW_THREADS
+    }
+    PyBuffer_Release(&src);
+    PyBuffer_Release(&dst);
+    if (PyErr_Occurred())
+        return NULL;
+    Py_RETURN_NONE;
+}
+
 PyDoc_STRVAR(widen_doc,
 "widen(src, dst)\n--\n\n"
 "Write the float16 buffer src into the float32 buffer dst (same element count).");
@@ -138,14 +206,8 @@ static PyObject *widen(PyObject *Py_UNUSED(self), PyObject *args)
     Py_buffer src, dst;
     if (!PyArg_ParseTuple(args, "OO:widen", &src_obj, &dst_obj))
         return NULL;
-    if (PyObject_GetBuffer(src_obj, &src, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) != 0)
+    if (get_f16(src_obj, 0, "src", &src) != 0)
         return NULL;
-    if (src.itemsize != 2 || src.format == NULL || strchr(src.format, 'e') == NULL) {
-        PyErr_Format(PyExc_ValueError, "src must be float16, got format %s with itemsize %zd",
-                     src.format ? src.format : "B", src.itemsize);
-        PyBuffer_Release(&src);
-        return NULL;
-    }
     if (get_f32(dst_obj, 1, "dst", &dst) != 0) {
         PyBuffer_Release(&src);
         return NULL;
@@ -231,6 +293,7 @@ static PyObject *momentum(PyObject *Py_UNUSED(self), PyObject *args)
 static PyMethodDef methods[] = {
     {"sumsq", sumsq, METH_O, sumsq_doc},
     {"widen", widen, METH_VARARGS, widen_doc},
+    {"narrow", narrow, METH_VARARGS, narrow_doc},
     {"rmsprop", rmsprop, METH_VARARGS, rmsprop_doc},
     {"momentum", momentum, METH_VARARGS, momentum_doc},
     {NULL, NULL, 0, NULL},

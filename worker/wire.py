@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ps.optim import narrow_to_float16
+
 FLOAT16_MAX = float(np.finfo(np.float16).max)
 
 
@@ -15,5 +17,5 @@ def wire_gradients(grads: np.ndarray, dtype: str) -> np.ndarray:
     """The flat float32 gradient as a little-endian `dtype` array: float32 as it is (no copy; the
     client's framing copies it once onto the wire), float16 saturated and cast."""
     if dtype == "float16":
-        return np.clip(grads, -FLOAT16_MAX, FLOAT16_MAX).astype("<f2")
+        return narrow_to_float16(grads)
     return grads

@@ -141,3 +141,18 @@ def test_widen_refuses_what_is_not_float16_into_float32():
         kernels.widen(np.zeros(4, np.float32), np.zeros(4, np.float32))
     with pytest.raises(ValueError, match="elements"):
         kernels.widen(np.zeros(4, np.float16), np.zeros(5, np.float32))
+
+
+@settings(max_examples=40, deadline=None)
+@given(size=SIZES, seed=st.integers(0, 2**32 - 1))
+def test_narrowing_to_float16_saturates_and_keeps_nan_as_numpy_does(size, seed):
+    top = float(np.finfo(np.float16).max)
+    d = np.random.default_rng(seed).normal(scale=3e4, size=size).astype(np.float32)
+    specials = np.array([1e6, -1e6, np.nan, np.inf, -np.inf, 65519.0, -0.0, 1e-8], np.float32)
+    for wide in (d, specials):
+        np.testing.assert_array_equal(optim.narrow_to_float16(wide), np.clip(wide, -top, top).astype(np.float16))
+
+
+def test_narrow_refuses_a_float32_destination():
+    with pytest.raises(ValueError, match="dst must be float16"):
+        kernels.narrow(np.zeros(4, np.float32), np.zeros(4, np.float32))
