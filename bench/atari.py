@@ -6,8 +6,8 @@ on a real cluster, and MinAtar's time to a mean-return threshold.
 
 Pong: frames/s per worker (one worker alone) and for 2 workers, from the pushes' own timestamps
 (start-up excluded); updates/s; bytes per update on the wire (the push's gradient plus the reply's
-parameters, as serialized protobuf); the server's time per push (request parse, decode, clip,
-shared-RMSProp apply, parameter copy, reply serialization) measured on the server's own code in
+parameters, as protobuf on the wire); the server's time per push (request framing, decode, norm,
+shared-RMSProp apply, parameter copy, reply framing) measured on the server's own code in
 this process; a whole Push round trip on loopback to a real ps-serve (the cap on the cluster's
 update rate, taken conservatively as one round trip after another). The baseline is one worker's
 learn_step with no server (env + network only), in the same run. A frame is one emulator frame:

@@ -169,24 +169,34 @@ PyDoc_STRVAR(narrow_doc,
 "narrow(src, dst)\n--\n\n"
 "Write the float32 buffer src into the float16 buffer dst, saturating at +-65504; NaN stays NaN.");
 
-static PyObject *narrow(PyObject *Py_UNUSED(self), PyObject *args)
+PyDoc_STRVAR(widen_doc,
+"widen(src, dst)\n--\n\n"
+"Write the float16 buffer src into the float32 buffer dst (same element count).");
+
+/* narrow() and widen(): one buffer float32, the other float16, the same element count; then the
+ * loop without the GIL. */
+static PyObject *convert(PyObject *args, const char *format, int to_half)
 {
     PyObject *src_obj, *dst_obj;
     Py_buffer src, dst;
-    if (!PyArg_ParseTuple(args, "OO:narrow", &src_obj, &dst_obj))
+    if (!PyArg_ParseTuple(args, format, &src_obj, &dst_obj))
         return NULL;
-    if (get_f32(src_obj, 0, "src", &src) != 0)
+    if ((to_half ? get_f32(src_obj, 0, "src", &src) : get_f16(src_obj, 0, "src", &src)) != 0)
         return NULL;
-    if (get_f16(dst_obj, 1, "dst", &dst) != 0) {
+    if ((to_half ? get_f16(dst_obj, 1, "dst", &dst) : get_f32(dst_obj, 1, "dst", &dst)) != 0) {
         PyBuffer_Release(&src);
         return NULL;
     }
-    if (dst.len / 2 != src.len / 4) {
-        PyErr_Format(PyExc_ValueError, "src has %zd elements, dst %zd", src.len / 4, dst.len / 2);
+    Py_ssize_t n = src.len / src.itemsize;
+    if (dst.len / dst.itemsize != n) {
+        PyErr_Format(PyExc_ValueError, "src has %zd elements, dst %zd", n, dst.len / dst.itemsize);
     }
     else {
         Py_BEGIN_ALLOW_THREADS
-        narrow_loop(dst.buf, src.buf, src.len / 4);
+        if (to_half)
+            narrow_loop(dst.buf, src.buf, n);
+        else
+            widen_loop(dst.buf, src.buf, n);
         Py_END_ALLOW_THREADS
     }
     PyBuffer_Release(&src);
@@ -196,35 +206,14 @@ static PyObject *narrow(PyObject *Py_UNUSED(self), PyObject *args)
     Py_RETURN_NONE;
 }
 
-PyDoc_STRVAR(widen_doc,
-"widen(src, dst)\n--\n\n"
-"Write the float16 buffer src into the float32 buffer dst (same element count).");
+static PyObject *narrow(PyObject *Py_UNUSED(self), PyObject *args)
+{
+    return convert(args, "OO:narrow", 1);
+}
 
 static PyObject *widen(PyObject *Py_UNUSED(self), PyObject *args)
 {
-    PyObject *src_obj, *dst_obj;
-    Py_buffer src, dst;
-    if (!PyArg_ParseTuple(args, "OO:widen", &src_obj, &dst_obj))
-        return NULL;
-    if (get_f16(src_obj, 0, "src", &src) != 0)
-        return NULL;
-    if (get_f32(dst_obj, 1, "dst", &dst) != 0) {
-        PyBuffer_Release(&src);
-        return NULL;
-    }
-    if (dst.len / 4 != src.len / 2) {
-        PyErr_Format(PyExc_ValueError, "src has %zd elements, dst %zd", src.len / 2, dst.len / 4);
-    }
-    else {
-        Py_BEGIN_ALLOW_THREADS
-        widen_loop(dst.buf, src.buf, src.len / 2);
-        Py_END_ALLOW_THREADS
-    }
-    PyBuffer_Release(&src);
-    PyBuffer_Release(&dst);
-    if (PyErr_Occurred())
-        return NULL;
-    Py_RETURN_NONE;
+    return convert(args, "OO:widen", 0);
 }
 
 PyDoc_STRVAR(sumsq_doc,
