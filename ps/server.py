@@ -47,7 +47,7 @@ def _handle_errors(method):
 
 def _push_reply(result, theta) -> bytes:
     """The whole PushReply framed around theta, the one copy of the parameters a push makes; the
-    core calls this under its lock, so the copy is one version, exactly.""" 
+    core calls this under its lock, so the copy is one version, exactly."""
     reply = pb.PushReply(applied=result.applied, dropped_reason=result.dropped_reason, version=result.version,
                          staleness=result.staleness, stop=result.stop, global_step=result.global_step,
                          learning_rate=result.learning_rate, target_version=result.target_version,
@@ -101,7 +101,6 @@ class ParameterServerServicer(pb_grpc.ParameterServerServicer):
                                 list(request.episode_lengths), dict(request.stats), request.target_version,
                                 reply=_push_reply)
         return result.params
-
 
     @_handle_errors
     def Heartbeat(self, request, context):

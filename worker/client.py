@@ -21,7 +21,7 @@ from ps.auth import call_metadata, client_channel
 from ps.layout import Layout
 
 log = logging.getLogger("worker.client")
-PUSH_SERVICE = pb.DESCRIPTOR.services_by_name["ParameterServer"].full_name
+SERVICE = pb.DESCRIPTOR.services_by_name["ParameterServer"].full_name
 TRANSIENT = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 
 
@@ -71,7 +71,7 @@ class PSClient:
         self._channel = client_channel(config.address, config.tls_ca, options)
         self._stub = pb_grpc.ParameterServerStub(self._channel)
         # Push moves raw bytes, framed by ps/api/framing.py: no protobuf copies of the two tensors.
-        self._push = self._channel.unary_unary(f"/{PUSH_SERVICE}/Push")
+        self._push = self._channel.unary_unary(f"/{SERVICE}/Push")
         self._metadata = call_metadata(config.token)
         self.incarnation = ""  # the server's, from the last Register; sent with every later call
 
