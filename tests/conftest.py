@@ -81,3 +81,12 @@ def kill(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
         proc.kill()
         proc.wait(timeout=10)
+
+
+def reached(summary: dict, target: float) -> bool:
+    """The run stopped because mean100 reached `target`, and has not fallen back since.
+
+    final_mean100 is read at the end, after the pushes that were in flight when the server decided
+    to stop: their episodes can move it a little below the target (199.17 after reaching 200.01
+    was seen), so the target itself is judged on best_mean100."""
+    return bool(summary["solved"]) and summary["best_mean100"] >= target and summary["final_mean100"] >= 0.9 * target
