@@ -17,14 +17,17 @@
 #define KERNEL_CLONES
 #endif
 
-/* Fills *view with a C-contiguous float32 buffer of obj; a clear ValueError otherwise. */
-static int get_f32(PyObject *obj, int writable, const char *name, Py_buffer *view)
+/* Fills *view with a C-contiguous buffer of obj holding struct-format `kind` ('f': float32, 'e':
+ * float16), optionally writable; a clear one-line ValueError otherwise. */
+static int get_floats(PyObject *obj, int writable, const char *name, char kind, Py_buffer *view)
 {
+    const char *type = kind == 'e' ? "float16" : "float32";
+    const Py_ssize_t itemsize = kind == 'e' ? 2 : 4;
     /* Writability is checked below rather than requested, so a read-only array gets its own message. */
     if (PyObject_GetBuffer(obj, view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) != 0) {
         PyErr_Clear();
-        PyErr_Format(PyExc_ValueError, "%s must be a C-contiguous float32 buffer, got %.100s",
-                     name, Py_TYPE(obj)->tp_name);
+        PyErr_Format(PyExc_ValueError, "%s must be a C-contiguous %s buffer, got %.100s",
+                     name, type, Py_TYPE(obj)->tp_name);
         return -1;
     }
     if (writable && view->readonly) {
@@ -32,38 +35,25 @@ static int get_f32(PyObject *obj, int writable, const char *name, Py_buffer *vie
         PyBuffer_Release(view);
         return -1;
     }
-    const char *f = view->format;
-    if (view->itemsize != 4 || !(f == NULL || !strcmp(f, "f") || !strcmp(f, "<f") || !strcmp(f, "=f")
-                                 || !strcmp(f, "@f"))) {
-        PyErr_Format(PyExc_ValueError, "%s must be float32, got format %s with itemsize %zd",
-                     name, f ? f : "B", view->itemsize);
+    const char *f = view->format ? view->format : "B";
+    const char *code = (*f == '<' || *f == '=' || *f == '@') ? f + 1 : f;  /* our hosts are little-endian */
+    if (view->itemsize != itemsize || code[0] != kind || code[1] != '\0') {
+        PyErr_Format(PyExc_ValueError, "%s must be %s, got format %s with itemsize %zd",
+                     name, type, f, view->itemsize);
         PyBuffer_Release(view);
         return -1;
     }
     return 0;
 }
 
-/* As get_f32, for a C-contiguous float16 buffer (numpy's format "e"). */
+static int get_f32(PyObject *obj, int writable, const char *name, Py_buffer *view)
+{
+    return get_floats(obj, writable, name, 'f', view);
+}
+
 static int get_f16(PyObject *obj, int writable, const char *name, Py_buffer *view)
 {
-    if (PyObject_GetBuffer(obj, view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) != 0) {
-        PyErr_Clear();
-        PyErr_Format(PyExc_ValueError, "%s must be a C-contiguous float16 buffer, got %.100s",
-                     name, Py_TYPE(obj)->tp_name);
-        return -1;
-    }
-    if (writable && view->readonly) {
-        PyErr_Format(PyExc_ValueError, "%s is read-only, but it is written", name);
-        PyBuffer_Release(view);
-        return -1;
-    }
-    if (view->itemsize != 2 || view->format == NULL || strchr(view->format, 'e') == NULL) {
-        PyErr_Format(PyExc_ValueError, "%s must be float16, got format %s with itemsize %zd",
-                     name, view->format ? view->format : "B", view->itemsize);
-        PyBuffer_Release(view);
-        return -1;
-    }
-    return 0;
+    return get_floats(obj, writable, name, 'e', view);
 }
 
 static int overlap(const Py_buffer *a, const Py_buffer *b)
