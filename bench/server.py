@@ -84,10 +84,7 @@ def _push_for(kind: str, address: str, size: int, barrier, seconds: float, offer
     payload = wire.tobytes()
     latencies: list[float] = []
     if kind == "echo":
-        import grpc
-        channel = grpc.insecure_channel(address, options=[("grpc.max_send_message_length", MAX_MESSAGE),
-                                                          ("grpc.max_receive_message_length", MAX_MESSAGE)])
-        call = channel.unary_unary(ECHO_METHOD)
+        call = _echo_channel(address).unary_unary(ECHO_METHOD)
         send = lambda: call(payload, timeout=30)  # noqa: E731
     elif kind == "echo-stream":
         send = _stream_sender(address, payload)
@@ -125,16 +122,19 @@ def _push_for(kind: str, address: str, size: int, barrier, seconds: float, offer
     return latencies, time.process_time() - cpu_start
 
 
+def _echo_channel(address: str):
+    import grpc
+    return grpc.insecure_channel(address, options=[("grpc.max_send_message_length", MAX_MESSAGE),
+                                                   ("grpc.max_receive_message_length", MAX_MESSAGE)])
+
+
 def _stream_sender(address: str, payload: bytes):
     """send() for one bidirectional stream: put a message in, wait for its echo (one in flight, as a
     worker pushing over a stream would have)."""
     import queue
 
-    import grpc
-    channel = grpc.insecure_channel(address, options=[("grpc.max_send_message_length", MAX_MESSAGE),
-                                                      ("grpc.max_receive_message_length", MAX_MESSAGE)])
     outbox = queue.SimpleQueue()
-    replies = channel.stream_stream(ECHO_STREAM_METHOD)(iter(outbox.get, None))
+    replies = _echo_channel(address).stream_stream(ECHO_STREAM_METHOD)(iter(outbox.get, None))
 
     def send():
         outbox.put(payload)

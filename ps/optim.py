@@ -116,26 +116,23 @@ def momentum_sgd(theta: np.ndarray, m: np.ndarray, d: np.ndarray, d_scale: float
 
 
 class _Fused:
-    """Runs a rule with the C kernel when it was built, else with the numpy reference. Work buffers
-    are made on first use: with the kernel and a float32 gradient, a server never allocates one."""
+    """Runs a rule with the C kernel when it was built, else with the numpy reference (whose work
+    buffer is made on first use: with the kernel, a server never allocates one)."""
 
     _scratch: np.ndarray | None = None  # the numpy reference's work buffer
-    _wide: np.ndarray | None = None     # d widened to float32
 
     @staticmethod
     def _work_buffer(buf: np.ndarray | None, like: np.ndarray) -> np.ndarray:
         return buf if buf is not None and buf.shape == like.shape else np.empty_like(like)
 
-    def _float32(self, theta: np.ndarray, d: np.ndarray) -> np.ndarray:
-        if d.dtype == np.float32 and d.flags.c_contiguous:
-            return d
-        # A float16 wire gradient is widened first: in float16, d*d overflows for |d| > 256.
-        self._wide = self._work_buffer(self._wide, theta)
-        np.copyto(self._wide, d, casting="same_kind")
-        return self._wide
+    @staticmethod
+    def _float32(d: np.ndarray) -> np.ndarray:
+        """d itself when it is contiguous float32 (the server's case: it widens float16 on decode);
+        else a float32 copy. In float16, d*d would overflow for |d| > 256."""
+        return widen_float16(d) if d.dtype == np.float16 else np.ascontiguousarray(d, np.float32)
 
     def _rmsprop(self, theta, g, d, d_scale: float, lr: float, alpha: float, eps: float) -> None:
-        d = self._float32(theta, d)
+        d = self._float32(d)
         if _kernels is not None:
             _kernels.rmsprop(theta, g, d, d_scale, lr, alpha, eps)
         else:
@@ -143,7 +140,7 @@ class _Fused:
             shared_rmsprop(theta, g, d, d_scale, lr, alpha, eps, self._scratch)
 
     def _momentum(self, theta, m, d, d_scale: float, lr: float, alpha: float) -> None:
-        d = self._float32(theta, d)
+        d = self._float32(d)
         if _kernels is not None:
             _kernels.momentum(theta, m, d, d_scale, lr, alpha)
         else:
