@@ -17,6 +17,16 @@
 #define KERNEL_CLONES
 #endif
 
+/* Element types that may sit at any address: a gradient is a view into the received message, where
+ * it starts wherever the fields before it end. The loops read and write through these. */
+#if defined(__GNUC__)
+typedef float f32 __attribute__((aligned(1)));
+typedef _Float16 f16 __attribute__((aligned(1)));
+#else
+typedef float f32;
+typedef _Float16 f16;
+#endif
+
 /* Fills *view with a C-contiguous buffer of obj holding struct-format `kind` ('f': float32, 'e':
  * float16), optionally writable; a clear one-line ValueError otherwise. */
 static int get_floats(PyObject *obj, int writable, const char *name, char kind, Py_buffer *view)
@@ -90,7 +100,7 @@ static int get_operands(PyObject *const objs[3], const char *const names[3], Py_
 }
 
 KERNEL_CLONES
-static void rmsprop_loop(float *restrict theta, float *restrict g, const float *restrict d, Py_ssize_t n,
+static void rmsprop_loop(f32 *restrict theta, f32 *restrict g, const f32 *restrict d, Py_ssize_t n,
                          float d_scale, float lr, float alpha, float eps)
 {
     const float beta = 1.0f - alpha;
@@ -103,7 +113,7 @@ static void rmsprop_loop(float *restrict theta, float *restrict g, const float *
 }
 
 KERNEL_CLONES
-static void momentum_loop(float *restrict theta, float *restrict m, const float *restrict d, Py_ssize_t n,
+static void momentum_loop(f32 *restrict theta, f32 *restrict m, const f32 *restrict d, Py_ssize_t n,
                           float d_scale, float lr, float alpha)
 {
     const float beta = 1.0f - alpha;
@@ -115,7 +125,7 @@ static void momentum_loop(float *restrict theta, float *restrict m, const float 
 }
 
 KERNEL_CLONES
-static double sumsq_loop(const float *restrict d, Py_ssize_t n)
+static double sumsq_loop(const f32 *restrict d, Py_ssize_t n)
 {
     /* In double: squares of finite float32 cannot overflow it, so only NaN or Inf input makes the
      * sum non-finite. The simd reduction lets gcc reorder the sum (with -fopenmp-simd). */
@@ -135,7 +145,7 @@ static double sumsq_loop(const float *restrict d, Py_ssize_t n)
 #endif
 
 WIDEN_CLONES
-static void widen_loop(float *restrict dst, const _Float16 *restrict src, Py_ssize_t n)
+static void widen_loop(f32 *restrict dst, const f16 *restrict src, Py_ssize_t n)
 {
     for (Py_ssize_t i = 0; i < n; i++)
         dst[i] = (float)src[i];
@@ -145,7 +155,7 @@ static void widen_loop(float *restrict dst, const _Float16 *restrict src, Py_ssi
  * largest finite value) so a large gradient is clipped rather than turned into Inf; NaN stays NaN
  * (comparisons with it are false), so the server still refuses it. */
 WIDEN_CLONES
-static void narrow_loop(_Float16 *restrict dst, const float *restrict src, Py_ssize_t n)
+static void narrow_loop(f16 *restrict dst, const f32 *restrict src, Py_ssize_t n)
 {
     const float top = 65504.0f;
     for (Py_ssize_t i = 0; i < n; i++) {

@@ -156,3 +156,29 @@ def test_narrowing_to_float16_saturates_and_keeps_nan_as_numpy_does(size, seed):
 def test_narrow_refuses_a_float32_destination():
     with pytest.raises(ValueError, match="dst must be float16"):
         kernels.narrow(np.zeros(4, np.float32), np.zeros(4, np.float32))
+
+
+@pytest.mark.parametrize("offset", [1, 2, 3])
+def test_kernels_read_and_write_buffers_at_any_address(offset):
+    # A pushed gradient is a view into the received message and starts wherever its header ends.
+    def at(dtype, n, values):
+        raw = memoryview(bytearray(np.dtype(dtype).itemsize * n + 8))
+        array = np.ndarray((n,), dtype, buffer=raw[offset:offset + np.dtype(dtype).itemsize * n])
+        array[...] = values
+        return array
+
+    n = 1001
+    values = np.random.default_rng(offset).normal(size=n).astype(np.float32)
+    d, theta, g = at(np.float32, n, values), at(np.float32, n, 0.5), at(np.float32, n, 0.1)
+    assert not d.flags.aligned
+    ref_theta, ref_g = np.full(n, 0.5, np.float32), np.full(n, 0.1, np.float32)
+    kernels.rmsprop(theta, g, d, 0.5, 0.01, 0.9, 1e-3)
+    shared_rmsprop(ref_theta, ref_g, values, 0.5, 0.01, 0.9, 1e-3, np.empty(n, np.float32))
+    np.testing.assert_allclose(theta, ref_theta, rtol=1e-5)
+    np.testing.assert_allclose(g, ref_g, rtol=1e-5)
+    assert kernels.sumsq(d) == pytest.approx(float(np.dot(values.astype(np.float64), values)), rel=1e-12)
+    half = at(np.float16, n, values)
+    np.testing.assert_array_equal(optim.widen_float16(half), values.astype(np.float16).astype(np.float32))
+    out = at(np.float16, n, 0)
+    kernels.narrow(d, out)
+    np.testing.assert_array_equal(out, values.astype(np.float16))
