@@ -19,6 +19,7 @@ from google.protobuf.message import DecodeError, Message
 from .v1 import parameter_server_pb2 as pb
 
 LEN = 2  # the wire type of bytes and sub-message fields
+TENSOR_DATA = pb.Tensor.DESCRIPTOR.fields_by_name["data"].number  # Tensor.data's field number
 MAX_FIELDS_WALKED = 4096  # past this many fields a message goes to protobuf's C parser whole
 
 
@@ -97,7 +98,7 @@ def split_tensor(raw: bytes, message_type: type[Message], field: str) -> Framed:
     number = message_type.DESCRIPTOR.fields_by_name[field].number
     try:
         outer = _only(raw, 0, len(raw), number)
-        inner = outer and _only(raw, outer[3], outer[4], pb.Tensor.DESCRIPTOR.fields_by_name["data"].number)
+        inner = outer and _only(raw, outer[3], outer[4], TENSOR_DATA)
         if not inner:
             return _parsed_whole(raw, message_type, field)
         (_, _, o_start, o_value, o_end), (_, _, i_start, i_value, i_end) = outer, inner
@@ -130,7 +131,7 @@ def join_tensor(message: Message, field: str, data, dtype: str = "float32") -> b
     view = memoryview(data).cast("B")
     itemsize = 2 if dtype == "float16" else 4
     tail = pb.Tensor(shape=[view.nbytes // itemsize], dtype=dtype).SerializeToString()
-    data_key = encode_varint(pb.Tensor.DESCRIPTOR.fields_by_name["data"].number << 3 | LEN)
+    data_key = encode_varint(TENSOR_DATA << 3 | LEN)
     data_head = data_key + encode_varint(view.nbytes)
     number = message.DESCRIPTOR.fields_by_name[field].number
     head = encode_varint(number << 3 | LEN) + encode_varint(len(data_head) + view.nbytes + len(tail))
