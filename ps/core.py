@@ -110,11 +110,13 @@ class ParameterServer(SyncRounds, CheckpointState):
 
     def push(self, worker_id: int, base_version: int, data: bytes, dtype: str, shape: list[int],
              env_steps: int, returns: list[float], lengths: list[int], stats: dict,
-             target_version: int = 0, reply: Callable[[PushResult, np.ndarray], bytes] | None = None) -> PushResult:
+             target_version: int = 0, frame: Callable[[PushResult, int], tuple[bytes, bytes]] | None = None
+             ) -> PushResult:
         """May run concurrently; the apply itself is serialized under the lock, in arrival order.
 
-        The result's params are theta.tobytes(), or what `reply(result, theta)` makes of them: it is
-        called under the lock, so the servicer can frame its whole reply around one copy of theta.
+        The result's params are theta's bytes after the push, between the (head, tail) that
+        `frame(result, theta's size in bytes)` returns (b"", b"" without one): the servicer's whole
+        reply, made from one copy of theta under the lock, so that copy is one version exactly.
         """
         start = time.perf_counter()
         if self.layout is None:
@@ -126,6 +128,7 @@ class ParameterServer(SyncRounds, CheckpointState):
         except Exception as err:
             self._count_locked(getattr(err, "reason", "invalid"))
             raise
+        frame = frame or (lambda result, nbytes: (b"", b""))
         with self._lock:
             info = self._known(worker_id)
             if not 0 <= base_version <= self.version:
@@ -140,21 +143,30 @@ class ParameterServer(SyncRounds, CheckpointState):
             if self.spec.sync:
                 outcome = self._join_round(worker_id, base_version, d, norm)
             else:
-                outcome = self._apply_async(worker_id, base_version, d, norm)
+                outcome = self._decide_async(base_version)
             if outcome.applied:
                 self.staleness.record(outcome.staleness)
                 info.staleness_sum += outcome.staleness
             else:
                 self.dropped[outcome.dropped_reason] = self.dropped.get(outcome.dropped_reason, 0) + 1
                 info.dropped += 1
-            if outcome.applied and self.target is not None:
-                self.target.maybe_copy(self.theta, self.global_step)
-            target = self.target.reply_for(worker_id, target_version) if self.target is not None else (0, b"")
             self._check_stop()
-            version, global_step, stop = self.version, self.global_step, self.stopped.is_set()
-            result = PushResult(outcome.applied, outcome.dropped_reason, version, b"", outcome.staleness, stop,
-                                global_step, outcome.learning_rate, *target)
-            result = replace(result, params=reply(result, self.theta) if reply else self.theta.tobytes())
+            step_pending = outcome.applied and not self.spec.sync  # decided, not yet taken
+            if step_pending and self.target is None:
+                # Nothing in the reply but theta depends on the step, so the step writes the reply
+                # in its own pass over theta (ps/_kernels.c), at the version it is about to make.
+                result = self._result(outcome, self.version + 1, (0, b""))
+                outcome, params = self._step(worker_id, d, norm, outcome, frame(result, self.theta.nbytes))
+            else:
+                if step_pending:
+                    outcome, _ = self._step(worker_id, d, norm, outcome)
+                if outcome.applied and self.target is not None:
+                    self.target.maybe_copy(self.theta, self.global_step)
+                target = self.target.reply_for(worker_id, target_version) if self.target is not None else (0, b"")
+                result = self._result(outcome, self.version, target)
+                params = optim.framed(self.theta, frame(result, self.theta.nbytes))
+            result = replace(result, params=params)
+            version, global_step = self.version, self.global_step
             mean100 = self.episodes.mean
             self.apply_seconds_total += outcome.apply_seconds
         event = PushEvent(time=time.time(), worker_id=worker_id, base_version=base_version,
@@ -171,20 +183,31 @@ class ParameterServer(SyncRounds, CheckpointState):
             observer.on_push(event)
         return result
 
-    def _apply_async(self, worker_id: int, base_version: int, d, norm: float) -> Outcome:
-        """The paper's asynchronous update, one push at a time, through the staleness policy."""
+    def _result(self, outcome: Outcome, version: int, target: tuple[int, bytes]) -> PushResult:
+        """The push's reply, its params still empty (the caller holds the lock)."""
+        return PushResult(outcome.applied, outcome.dropped_reason, version, b"", outcome.staleness,
+                          self.stopped.is_set(), self.global_step, outcome.learning_rate, *target)
+
+    def _decide_async(self, base_version: int) -> Outcome:
+        """The paper's asynchronous update, one push at a time: whether (and at what rate) the
+        staleness policy lets it apply. _step takes it."""
         version_at_apply = self.version
         st = staleness(version_at_apply, base_version)
         lr = optim.linear_lr(self.spec.lr, self.global_step, self.spec.total_steps)
         decision = decide(st, lr, self.spec.max_staleness, self.spec.staleness_lr)
-        if not decision.apply:
-            return Outcome(False, decision.dropped_reason, version_at_apply, st, 0.0, 0.0)
+        return Outcome(decision.apply, decision.dropped_reason, version_at_apply, st,
+                       decision.learning_rate, 0.0)
+
+    def _step(self, worker_id: int, d, norm: float, outcome: Outcome,
+              frame: tuple[bytes, bytes] | None = None) -> tuple[Outcome, bytes | None]:
+        """Apply d at the decided rate: theta moves to the next version. With a frame (head, tail),
+        also returns head + the new theta + tail, written in the same pass."""
         apply_start = time.perf_counter()
         # d is the read-only wire buffer: the clip rides along as a scale instead of a scaled copy.
         scale = optim.clip_scale(self.spec.max_grad_norm, norm)
-        self.optimizer.apply(self.theta, d, decision.learning_rate, worker_id, scale)
+        params = self.optimizer.apply(self.theta, d, outcome.learning_rate, worker_id, scale, frame)
         self.version += 1
-        return Outcome(True, "", version_at_apply, st, decision.learning_rate, time.perf_counter() - apply_start)
+        return replace(outcome, apply_seconds=time.perf_counter() - apply_start), params
 
     def target_reply(self, worker_id: int) -> tuple[int, bytes]:
         """May run concurrently. (version, parameters) of theta- for a Pull; (0, b"") without one."""

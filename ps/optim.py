@@ -115,6 +115,14 @@ def momentum_sgd(theta: np.ndarray, m: np.ndarray, d: np.ndarray, d_scale: float
     theta -= scratch
 
 
+Frame = tuple[bytes, bytes] | None  # apply()'s optional (head, tail) around the new theta
+
+
+def framed(theta: np.ndarray, frame: Frame) -> bytes | None:
+    """head + theta's bytes + tail, or None without a frame: what the kernels return, the numpy way."""
+    return None if frame is None else b"".join((frame[0], memoryview(theta), frame[1]))
+
+
 class _Fused:
     """Runs a rule with the C kernel when it was built, else with the numpy reference (whose work
     buffer is made on first use: with the kernel, a server never allocates one)."""
@@ -131,21 +139,22 @@ class _Fused:
         else a float32 copy. In float16, d*d would overflow for |d| > 256."""
         return widen_float16(d) if d.dtype == np.float16 else np.ascontiguousarray(d, np.float32)
 
-    def _rmsprop(self, theta, g, d, d_scale: float, lr: float, alpha: float, eps: float) -> None:
+    def _rmsprop(self, theta, g, d, d_scale: float, lr: float, alpha: float, eps: float,
+                 frame: Frame = None) -> bytes | None:
         d = self._float32(d)
         if _kernels is not None:
-            _kernels.rmsprop(theta, g, d, d_scale, lr, alpha, eps)
-        else:
-            self._scratch = self._work_buffer(self._scratch, theta)
-            shared_rmsprop(theta, g, d, d_scale, lr, alpha, eps, self._scratch)
+            return _kernels.rmsprop(theta, g, d, d_scale, lr, alpha, eps, *(frame or ()))
+        self._scratch = self._work_buffer(self._scratch, theta)
+        shared_rmsprop(theta, g, d, d_scale, lr, alpha, eps, self._scratch)
+        return framed(theta, frame)
 
-    def _momentum(self, theta, m, d, d_scale: float, lr: float, alpha: float) -> None:
+    def _momentum(self, theta, m, d, d_scale: float, lr: float, alpha: float, frame: Frame = None) -> bytes | None:
         d = self._float32(d)
         if _kernels is not None:
-            _kernels.momentum(theta, m, d, d_scale, lr, alpha)
-        else:
-            self._scratch = self._work_buffer(self._scratch, theta)
-            momentum_sgd(theta, m, d, d_scale, lr, alpha, self._scratch)
+            return _kernels.momentum(theta, m, d, d_scale, lr, alpha, *(frame or ()))
+        self._scratch = self._work_buffer(self._scratch, theta)
+        momentum_sgd(theta, m, d, d_scale, lr, alpha, self._scratch)
+        return framed(theta, frame)
 
 
 class SharedRMSProp(_Fused):
@@ -161,10 +170,12 @@ class SharedRMSProp(_Fused):
         self.alpha, self.eps = alpha, eps
         self.g = np.zeros(size, dtype=np.float32)
 
-    def apply(self, theta: np.ndarray, d: np.ndarray, lr: float, worker_id: int, scale: float = 1.0) -> None:
+    def apply(self, theta: np.ndarray, d: np.ndarray, lr: float, worker_id: int, scale: float = 1.0,
+              frame: Frame = None) -> bytes | None:
         """One step with the gradient d * scale (scale < 1 clips). Not thread-safe: the caller holds
-        the server lock. d is only read, so it may be the read-only wire buffer."""
-        self._rmsprop(theta, self.g, d, scale, lr, self.alpha, self.eps)
+        the server lock. d is only read, so it may be the read-only wire buffer. With a frame
+        (head, tail), returns head + the new theta + tail, written in the step's own pass."""
+        return self._rmsprop(theta, self.g, d, scale, lr, self.alpha, self.eps, frame)
 
     def add_worker(self, worker_id: int) -> None:
         """Called at registration (per-worker optimizers create their state here)."""
@@ -216,8 +227,9 @@ class PerWorkerRMSProp(_PerWorker):
         super().__init__(size)
         self.alpha, self.eps = alpha, eps
 
-    def apply(self, theta: np.ndarray, d: np.ndarray, lr: float, worker_id: int, scale: float = 1.0) -> None:
-        self._rmsprop(theta, self._state_of(worker_id), d, scale, lr, self.alpha, self.eps)
+    def apply(self, theta: np.ndarray, d: np.ndarray, lr: float, worker_id: int, scale: float = 1.0,
+              frame: Frame = None) -> bytes | None:
+        return self._rmsprop(theta, self._state_of(worker_id), d, scale, lr, self.alpha, self.eps, frame)
 
 
 class MomentumSGD(_PerWorker):
@@ -229,8 +241,9 @@ class MomentumSGD(_PerWorker):
         super().__init__(size)
         self.alpha = alpha
 
-    def apply(self, theta: np.ndarray, d: np.ndarray, lr: float, worker_id: int, scale: float = 1.0) -> None:
-        self._momentum(theta, self._state_of(worker_id), d, scale, lr, self.alpha)
+    def apply(self, theta: np.ndarray, d: np.ndarray, lr: float, worker_id: int, scale: float = 1.0,
+              frame: Frame = None) -> bytes | None:
+        return self._momentum(theta, self._state_of(worker_id), d, scale, lr, self.alpha, frame)
 
 
 OPTIMIZERS = ("shared-rmsprop", "rmsprop", "momentum-sgd")

@@ -15,7 +15,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from .api.convert import flat_tensor, layout_from_proto
-from .api.framing import WireError, join_tensor, split_tensor
+from .api.framing import WireError, split_tensor, tensor_frame
 from .api.v1 import parameter_server_pb2 as pb
 from .api.v1 import parameter_server_pb2_grpc as pb_grpc
 from .config import RunSpec, ServerConfig
@@ -45,14 +45,14 @@ def _handle_errors(method):
     return wrapper
 
 
-def _push_reply(result, theta) -> bytes:
-    """The whole PushReply framed around theta, the one copy of the parameters a push makes; the
-    core calls this under its lock, so the copy is one version, exactly."""
+def _push_frame(result, nbytes: int) -> tuple[bytes, bytes]:
+    """The PushReply's bytes around its nbytes of parameters (head, tail). The core fills in theta
+    under its lock (so the reply holds one version exactly), in the update's own pass when it can."""
     reply = pb.PushReply(applied=result.applied, dropped_reason=result.dropped_reason, version=result.version,
                          staleness=result.staleness, stop=result.stop, global_step=result.global_step,
                          learning_rate=result.learning_rate, target_version=result.target_version,
                          target_params=flat_tensor(result.target_params) if result.target_params else None)
-    return join_tensor(reply, "params", theta)
+    return tensor_frame(reply, "params", nbytes)
 
 
 class ParameterServerServicer(pb_grpc.ParameterServerServicer):
@@ -99,7 +99,7 @@ class ParameterServerServicer(pb_grpc.ParameterServerServicer):
         result = self.core.push(request.worker_id, request.base_version, data, gradient.dtype or "float32",
                                 list(gradient.shape), request.env_steps, list(request.episode_returns),
                                 list(request.episode_lengths), dict(request.stats), request.target_version,
-                                reply=_push_reply)
+                                frame=_push_frame)
         return result.params
 
     @_handle_errors

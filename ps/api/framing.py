@@ -123,16 +123,22 @@ def _parsed_whole(raw: bytes, message_type: type[Message], field: str) -> Framed
     return Framed(message, tensor, data)
 
 
+def tensor_frame(message: Message, field: str, nbytes: int, dtype: str = "float32") -> tuple[bytes, bytes]:
+    """(head, tail): message (its `field` unset) serialized with a flat Tensor of nbytes of `dtype`
+    as `field` is head + those bytes + tail. The server's update kernels fill the middle in place."""
+    itemsize = 2 if dtype == "float16" else 4
+    tail = pb.Tensor(shape=[nbytes // itemsize], dtype=dtype).SerializeToString()
+    data_head = encode_varint(TENSOR_DATA << 3 | LEN) + encode_varint(nbytes)
+    number = message.DESCRIPTOR.fields_by_name[field].number
+    head = encode_varint(number << 3 | LEN) + encode_varint(len(data_head) + nbytes + len(tail))
+    return message.SerializeToString() + head + data_head, tail
+
+
 def join_tensor(message: Message, field: str, data, dtype: str = "float32") -> bytes:
     """message (its `field` unset) serialized with a flat Tensor of `data` (any buffer) as `field`.
 
     One copy of data: the join.
     """
     view = memoryview(data).cast("B")
-    itemsize = 2 if dtype == "float16" else 4
-    tail = pb.Tensor(shape=[view.nbytes // itemsize], dtype=dtype).SerializeToString()
-    data_key = encode_varint(TENSOR_DATA << 3 | LEN)
-    data_head = data_key + encode_varint(view.nbytes)
-    number = message.DESCRIPTOR.fields_by_name[field].number
-    head = encode_varint(number << 3 | LEN) + encode_varint(len(data_head) + view.nbytes + len(tail))
-    return b"".join((message.SerializeToString(), head, data_head, view, tail))
+    head, tail = tensor_frame(message, field, view.nbytes, dtype)
+    return b"".join((head, view, tail))

@@ -76,6 +76,31 @@ def test_a_float16_gradient_is_widened_before_the_step(make):
     np.testing.assert_array_equal(theta_16, theta_32)
 
 
+@settings(max_examples=40, deadline=None)
+@given(size=SIZES, seed=st.integers(0, 2**32 - 1), head=st.binary(max_size=40), tail=st.binary(max_size=40),
+       rule=st.sampled_from(["rmsprop", "momentum"]))
+def test_a_framed_step_returns_head_new_theta_tail_and_steps_as_the_plain_one(size, seed, head, tail, rule):
+    theta, state, (d,) = arrays(size, seed, 1)
+    plain_theta, plain_state = theta.copy(), state.copy()
+    args = (0.7, 0.01, 0.9) + ((1e-3,) if rule == "rmsprop" else ())
+    framed = getattr(kernels, rule)(theta, state, d, *args, head, tail)
+    assert getattr(kernels, rule)(plain_theta, plain_state, d, *args) is None
+    assert type(framed) is bytes and framed == head + theta.tobytes() + tail
+    np.testing.assert_array_equal(theta, plain_theta)
+    np.testing.assert_array_equal(state, plain_state)
+
+
+@pytest.mark.parametrize("make", [lambda: SharedRMSProp(9, 0.99, 0.1), lambda: MomentumSGD(9, 0.9)],
+                         ids=["shared-rmsprop", "momentum-sgd"])
+def test_the_numpy_fallback_frames_like_the_kernel(make, monkeypatch):
+    theta, _, (d,) = arrays(9, seed=4, steps=1)
+    frame = (b"head", b"tail")
+    monkeypatch.setattr(optim, "_kernels", None)
+    reply = make().apply(theta, d, 0.01, worker_id=1, scale=0.7, frame=frame)
+    assert reply == b"head" + theta.tobytes() + b"tail"
+    assert make().apply(theta, d, 0.01, worker_id=1) is None
+
+
 def f32(n: int) -> np.ndarray:
     return np.zeros(n, np.float32)
 
@@ -182,3 +207,16 @@ def test_kernels_read_and_write_buffers_at_any_address(offset):
     out = at(np.float16, n, 0)
     kernels.narrow(d, out)
     np.testing.assert_array_equal(out, values.astype(np.float16))
+
+
+@pytest.mark.parametrize("rule, frame, message", [
+    ("rmsprop", dict(head=b"head"), "both or neither"),
+    ("momentum", dict(head=None, tail=b""), "both or neither"),
+    ("rmsprop", dict(head="head", tail=b""), "bytes-like"),
+])
+def test_a_bad_frame_is_refused_and_nothing_is_stepped(rule, frame, message):
+    theta, state, d = np.ones(3, np.float32), np.ones(3, np.float32), np.ones(3, np.float32)
+    args = (1.0, 0.1, 0.9) + ((1e-8,) if rule == "rmsprop" else ())
+    with pytest.raises(TypeError, match=message):
+        getattr(kernels, rule)(theta, state, d, *args, **frame)
+    assert theta.tolist() == [1.0] * 3 and state.tolist() == [1.0] * 3
