@@ -208,7 +208,9 @@ def main(argv=None) -> int:
     p.add_argument("--pushers", type=int, nargs="+", default=[1, 2, 4, 8])
     p.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
     p.add_argument("--seconds", type=float, default=3.0, help="measured seconds per cell")
-    p.add_argument("--repeats", type=int, default=1, help="alternate PS/echo this many times per cell; medians")
+    p.add_argument("--repeats", type=int, default=2,
+                   help="alternate PS/echo this many times per cell; medians (run to run, the Atari-size ratio "
+                        "moves by about +-0.02)")
     p.add_argument("--wire-dtype", default="float32", choices=["float32", "float16"],
                    help="dtype of the pushed gradients (the reply's parameters stay float32); the echo moves "
                         "the same bytes each way")
