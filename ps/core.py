@@ -11,8 +11,8 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -36,8 +36,7 @@ from .workers import WorkerRegistry
 log = logging.getLogger("ps")
 
 
-@dataclass(frozen=True)
-class PushResult:
+class PushResult(NamedTuple):  # a NamedTuple: _replace() is cheap on the push path
     applied: bool
     dropped_reason: str
     version: int
@@ -165,7 +164,7 @@ class ParameterServer(SyncRounds, CheckpointState):
                 target = self.target.reply_for(worker_id, target_version) if self.target is not None else (0, b"")
                 result = self._result(outcome, self.version, target)
                 params = optim.framed(self.theta, frame(result, self.theta.nbytes))
-            result = replace(result, params=params)
+            result = result._replace(params=params)
             version, global_step = self.version, self.global_step
             mean100 = self.episodes.mean
             self.apply_seconds_total += outcome.apply_seconds
@@ -207,7 +206,7 @@ class ParameterServer(SyncRounds, CheckpointState):
         scale = optim.clip_scale(self.spec.max_grad_norm, norm)
         params = self.optimizer.apply(self.theta, d, outcome.learning_rate, worker_id, scale, frame)
         self.version += 1
-        return replace(outcome, apply_seconds=time.perf_counter() - apply_start), params
+        return outcome._replace(apply_seconds=time.perf_counter() - apply_start), params
 
     def target_reply(self, worker_id: int) -> tuple[int, bytes]:
         """May run concurrently. (version, parameters) of theta- for a Pull; (0, b"") without one."""

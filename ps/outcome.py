@@ -1,11 +1,10 @@
 """What happened to one push inside the server: applied or dropped, at which version, at what rate."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(NamedTuple):  # a NamedTuple: _replace() is cheap on the push path
     applied: bool
     dropped_reason: str
     version_at_apply: int
