@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import bin_path, console, fmt, launch, print_table, stop_process, wait_for_file
+from bench.common import bin_path, console, fmt, fresh_run_dir, launch, print_table, stop_process, wait_for_file
 from bench.runs import run_cluster
 from ps.families import ATARI_FRAME_SKIP
 
@@ -107,9 +107,7 @@ def loopback_round_trip(lstm: bool, out: Path, pushes: int = 30) -> float:
     env = make_env(PONG)
     flat = FlatParams(build_model(spec, env.observation_space, env.action_space))
     env.close()
-    run_dir = out / f"round-trip-{'lstm' if lstm else 'ff'}"
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "port").unlink(missing_ok=True)
+    run_dir = fresh_run_dir(out / f"round-trip-{'lstm' if lstm else 'ff'}")
     server = launch([bin_path("ps-serve"), "--port", "0", "--run-dir", str(run_dir), "--env", PONG,
                      "--algo", "a3c", "--total-steps", str(10**12), *(["--lstm"] if lstm else [])],
                     run_dir / "server.log")

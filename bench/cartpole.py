@@ -17,13 +17,12 @@ import csv
 import json
 import math
 import shlex
-import shutil
 import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .common import (PeakPss, bin_path, console, fmt, launch, median, print_table, python,
+from .common import (PeakPss, bin_path, console, fmt, fresh_run_dir, launch, median, print_table, python,
                      stop_process, wait_for_file)
 
 TARGET = 475.0
@@ -102,8 +101,7 @@ def first_push_unix(pushes_csv: Path) -> float | None:
 def run_ours(seed: int, out_dir: Path, extra: list[str], timeout: float, workers: int = 2,
              target: float | None = TARGET, total_steps: int | None = None) -> tuple[Result, dict]:
     run_dir = out_dir / f"ours-seed{seed}"
-    shutil.rmtree(run_dir, ignore_errors=True)  # a checkpoint left there would make ps-serve resume it
-    run_dir.mkdir(parents=True)
+    fresh_run_dir(run_dir)
     cmd = [bin_path("ps-serve"), "--env", "CartPole-v1", "--port", "0", "--run-dir", str(run_dir),
            "--seed", str(seed), "--local-workers", str(workers), "--progress-seconds", "5",
            "--target-return", "none" if target is None else str(target)]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import statistics
 import subprocess
 import threading
@@ -92,6 +93,14 @@ class Launched:
 
     def seconds_since_start(self, unix_time: float) -> float:
         return unix_time - self.started_unix
+
+
+def fresh_run_dir(run_dir: Path) -> Path:
+    """run_dir, emptied and made: a checkpoint left there by an earlier run of the same bench would
+    make ps-serve resume that run (finished, it stops at once) and the bench report its old pushes."""
+    shutil.rmtree(run_dir, ignore_errors=True)
+    run_dir.mkdir(parents=True)
+    return run_dir
 
 
 def launch(cmd: list[str], log_path: Path | None = None, env: dict | None = None) -> Launched:

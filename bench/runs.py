@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.cartpole import StatusPoller
-from bench.common import bin_path, console, launch, stop_process, wait_for_file
+from bench.common import bin_path, console, fresh_run_dir, launch, stop_process, wait_for_file
 
 
 @dataclass
@@ -41,8 +41,7 @@ class ClusterRun:
 def run_cluster(run_dir: Path, label: str, seed: int, server_args: list[str], workers: int,
                 worker_args: list[str] = (), timeout: float = 600.0) -> ClusterRun:
     """ps-serve with server_args and `workers` worker-run processes; waits for the run to end."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "port").unlink(missing_ok=True)
+    fresh_run_dir(run_dir)
     server = launch([bin_path("ps-serve"), "--port", "0", "--run-dir", str(run_dir), "--seed", str(seed),
                      "--progress-seconds", "5", *server_args], run_dir / "server.log")
     procs, poller = [], None
