@@ -87,8 +87,9 @@ class ParameterServerServicer(pb_grpc.ParameterServerServicer):
 
     @_handle_errors
     def Push(self, raw: bytes, context) -> bytes:
-        """Raw bytes both ways (see _method_handlers): the gradient is read where it landed and the
-        parameters are joined to the reply once (ps/api/framing.py)."""
+        """Raw bytes both ways (see _method_handlers): the gradient is read where it landed
+        (ps/api/framing.py), and the core writes the parameters into the reply that _push_frame
+        frames, in the update's own pass when it can."""
         try:
             request, gradient, data = split_tensor(raw, pb.PushRequest, "gradients")
         except WireError as err:

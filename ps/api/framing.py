@@ -3,8 +3,9 @@
 A push carries ~2.8 MB (Atari size) of gradient in and of parameters out. Through the generated
 classes each side copies that payload three times (tobytes, into the message, serialize; parse,
 `.data`). Here the big `Tensor` field is spliced in and cut out by hand: encoding joins the small
-fields' bytes with the array's buffer (one copy), decoding returns a memoryview into the received
-bytes (no copy) and parses only the small fields with protobuf. The bytes are exactly what
+fields' bytes with the array's buffer (one copy; or, for the server's reply, tensor_frame gives the
+bytes around it and the update kernel writes the parameters between them), decoding returns a
+memoryview into the received bytes (no copy) and parses only the small fields with protobuf. The bytes are exactly what
 protobuf itself writes and reads, so generated stubs in any language still talk to us.
 
 Fields may come in any order (protobuf allows it); a message whose tensor field, or that field's
