@@ -49,6 +49,11 @@ class PushResult(NamedTuple):  # a NamedTuple: _replace() is cheap on the push p
     target_params: bytes = b""   # ... and its parameters, only when the worker's version differs
 
 
+def _no_frame(result: PushResult, nbytes: int) -> tuple[bytes, bytes]:
+    """push()'s frame when the caller gives none: the params are theta's bytes alone."""
+    return b"", b""
+
+
 def derive_seed(run_seed: int, worker_id: int) -> int:
     """A worker's seed: repeatable from the run seed and the worker id, distinct across workers."""
     return int(np.random.SeedSequence([run_seed, worker_id]).generate_state(1)[0] & 0x7FFFFFFF)
@@ -127,7 +132,7 @@ class ParameterServer(SyncRounds, CheckpointState):
         except Exception as err:
             self._count_locked(getattr(err, "reason", "invalid"))
             raise
-        frame = frame or (lambda result, nbytes: (b"", b""))
+        frame = frame or _no_frame
         with self._lock:
             info = self._known(worker_id)
             if not 0 <= base_version <= self.version:
