@@ -8,7 +8,7 @@ RUN_DIR ?= runs/cartpole-$(shell date +%Y%m%d-%H%M%S)
 .PHONY: venv run test bench bench-server bench-scaling proto clean
 
 # torch first, pinned to the CPU wheel: any looser spec pulls gigabytes of CUDA wheels.
-$(STAMP): pyproject.toml setup.py ps/_kernels.c
+$(STAMP): pyproject.toml setup.py ps/core/_kernels.c ps/service/_bytesbuf.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e '.[dev,bench,atari]'

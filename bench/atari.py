@@ -24,7 +24,7 @@ import numpy as np
 
 from bench.common import bin_path, console, fmt, fresh_run_dir, launch, print_table, stop_process, wait_for_file
 from bench.runs import run_cluster
-from ps.families import ATARI_FRAME_SKIP
+from ps.api.envs import ATARI_FRAME_SKIP
 
 PONG = "ALE/Pong-v5"
 PAPER_FRAMES = 80_000_000
@@ -34,8 +34,8 @@ def learn_step_rate(lstm: bool, seconds: float) -> float:
     """Agent steps/s of one worker's act-and-learn loop alone (no server): the baseline."""
     import torch
 
-    from ps.config import RunSpec
-    from ps.envcheck import with_env_defaults
+    from ps.api.spec import RunSpec
+    from ps.api.defaults import with_env_defaults
     from worker.agents.a3c import A3CAgent
     from worker.envs import EnvBatch
     torch.set_num_threads(1)
@@ -55,10 +55,11 @@ def wire_and_server_cost(lstm: bool, pushes: int = 30) -> tuple[int, int, float,
     """(push bytes, reply bytes, server seconds per push, parameters) for Pong's network."""
     from ps.api.framing import join_tensor, split_tensor
     from ps.api.v1 import parameter_server_pb2 as pb
-    from ps.config import RunSpec, ServerConfig
-    from ps.core import ParameterServer
-    from ps.envcheck import with_env_defaults
-    from ps.server import _push_frame
+    from ps.api.spec import RunSpec
+    from ps.config import ServerConfig
+    from ps.core.parameter_server import ParameterServer
+    from ps.api.defaults import with_env_defaults
+    from ps.service.grpc_service import _push_frame
     from worker.models import FlatParams, build_model
     from worker.envs import make_env
     spec = with_env_defaults(RunSpec(env_id=PONG, lstm=lstm, target_return=None), given=set())
@@ -98,8 +99,8 @@ def loopback_round_trip(lstm: bool, out: Path, pushes: int = 30) -> float:
     import os
 
     from ps.api.v1 import parameter_server_pb2 as pb
-    from ps.config import RunSpec
-    from ps.envcheck import with_env_defaults
+    from ps.api.spec import RunSpec
+    from ps.api.defaults import with_env_defaults
     from worker.client import ClientConfig, PSClient
     from worker.envs import make_env
     from worker.models import FlatParams, build_model

@@ -30,7 +30,7 @@ SEVEN_TENTHS_M = [("fc1.weight", (1000, 697)), ("fc1.bias", (1000,)), ("out.weig
 
 def cartpole_layout():
     """The layout our default CartPole worker builds (so 'CartPole-size' is the real thing)."""
-    from ps.config import RunSpec
+    from ps.api.spec import RunSpec
     from worker.agents import make_agent
     from worker.envs import EnvBatch
     spec = RunSpec()
@@ -71,7 +71,7 @@ def _client_process(address, pairs, threads, start_at, seconds, out) -> None:
     from ps.api.convert import layout_to_proto
     from ps.api.v1 import parameter_server_pb2 as pb
     from ps.api.v1 import parameter_server_pb2_grpc as pb_grpc
-    from ps.layout import Layout
+    from ps.api.layout import Layout
     layout = Layout.from_pairs(pairs)
     grad = np.full(layout.size, 1e-4, np.float32).tobytes()
     results = []

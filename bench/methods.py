@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ps.report import load_run
+from ps.tools.report import load_run
 
 from .common import console, fmt, median, print_table
 from .runs import run_cluster

@@ -19,7 +19,7 @@ import numpy as np
 
 from bench.common import fmt, print_table
 from bench.runs import run_cluster
-from ps.optim import OPTIMIZERS
+from ps.core.optim import OPTIMIZERS
 
 
 def main(argv=None) -> int:

@@ -73,8 +73,8 @@ def sim_process(address: str, size: int, threads: int, rate: float, barrier, sec
         import numpy as np
 
         from ps.api.v1 import parameter_server_pb2 as pb
-        from ps.layout import Layout
-        from ps.malloc_tuning import keep_freed_buffers
+        from ps.api.layout import Layout
+        from ps.api.malloc_tuning import keep_freed_buffers
         from worker.client import ClientConfig, PSClient
         keep_freed_buffers()  # as worker-run does
         layout = Layout.from_pairs([("theta", (size,))])

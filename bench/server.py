@@ -40,7 +40,7 @@ def echo_server_main(port_file: str, threads: int, reply_bytes: int) -> None:
 
     import grpc
 
-    from ps.malloc_tuning import keep_freed_buffers
+    from ps.api.malloc_tuning import keep_freed_buffers
     keep_freed_buffers()  # the same process set-up as ps-serve and worker-run: only the service differs
     reply = bytes(reply_bytes)  # when the reply differs in size from the request (float16 pushes)
     def echo(request, context):
@@ -76,7 +76,7 @@ def _push_for(kind: str, address: str, size: int, barrier, seconds: float, offer
               wire_dtype: str) -> list[float]:
     import numpy as np
 
-    from ps.malloc_tuning import keep_freed_buffers
+    from ps.api.malloc_tuning import keep_freed_buffers
     keep_freed_buffers()  # as worker-run does
     rng = np.random.default_rng()
     grads = rng.standard_normal(size).astype(np.float32) * 1e-3
@@ -90,7 +90,7 @@ def _push_for(kind: str, address: str, size: int, barrier, seconds: float, offer
         send = _stream_sender(address, payload)
     else:
         from ps.api.v1 import parameter_server_pb2 as pb
-        from ps.layout import Layout
+        from ps.api.layout import Layout
         from worker.client import ClientConfig, PSClient
         client = PSClient(ClientConfig(address=address))
         reg = client.register("bench", 0)

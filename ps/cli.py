@@ -12,9 +12,11 @@ import argparse
 import logging
 import sys
 
-from .config import ConfigError, RunSpec, ServerConfig
-from .flags import add_dataclass_flags, build_dataclass
-from .families import given_flags
+from ps.api.spec import ConfigError, RunSpec
+
+from ps.config import ServerConfig
+from ps.flags import add_dataclass_flags, build_dataclass
+from ps.api.defaults import given_flags
 
 log = logging.getLogger("ps")
 
@@ -45,18 +47,20 @@ def serve_main(argv=None) -> int:
         config = build_dataclass(ServerConfig, args)
         if args.local_workers < 0:
             raise ConfigError(f"--local-workers must be >= 0, got {args.local_workers}")
-        from .auth import check_exposure, load_token
+        from ps.service.auth import check_exposure
+        from ps.api.channel import load_token
         check_exposure(config.host, load_token(config.token_file), config.insecure)
-        from .config import with_value_based_defaults
-        from .envcheck import check_env, env_spaces, with_env_defaults
-        from .families import env_family
+        from ps.api.defaults import with_value_based_defaults
+        from ps.api.envs import check_env, env_spaces
+        from ps.api.defaults import with_env_defaults
+        from ps.api.envs import env_family
         spec = with_env_defaults(spec, args.given)  # Atari, MinAtar, continuous: ps/families.py
         spec = with_value_based_defaults(spec, env_family(spec.env_id, env_spaces(spec.env_id)[1]), args.given)
         log.info("%s", check_env(spec))
     except ConfigError as err:
         return _die(str(err))
-    from .checkpoint import CheckpointError
-    from .node import run_node
+    from ps.records.checkpoint import CheckpointError
+    from ps.node import run_node
     try:
         return run_node(spec, config, args.local_workers)
     except (OSError, CheckpointError, ConfigError) as err:
@@ -64,6 +68,6 @@ def serve_main(argv=None) -> int:
 
 
 def status_main(argv=None) -> int:
-    from .status_view import main
+    from ps.tools.status import main
     return main(argv)
 

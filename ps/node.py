@@ -10,19 +10,20 @@ import subprocess
 import sys
 import threading
 
-from . import resume
-from .auth import local_worker_args
-from .checkpoint import Checkpointer, checkpoint_dir
-from .config import RunSpec, ServerConfig
-from .core import ParameterServer
-from .malloc_tuning import keep_freed_buffers
-from .metrics import serve_metrics
-from .progress import ProgressReporter, summary_lines
-from .rates import RateWindow
-from .report import report_at_end
-from .server import start_server
-from .summary import summary_from_status, write_final_params, write_json_atomic
-from .tensorboard import TensorBoardWriter
+from ps.records import resume
+from ps.service.auth import local_worker_args
+from ps.records.checkpoint import Checkpointer, checkpoint_dir
+from ps.api.spec import RunSpec
+from ps.config import ServerConfig
+from ps.core.parameter_server import ParameterServer
+from ps.api.malloc_tuning import keep_freed_buffers
+from ps.service.metrics import serve_metrics
+from ps.service.progress import ProgressReporter, summary_lines
+from ps.service.rates import RateWindow
+from ps.tools.report import report_at_end
+from ps.service.grpc_service import start_server
+from ps.records.summary import summary_from_status, write_final_params, write_json_atomic
+from ps.service.tensorboard import TensorBoardWriter
 
 log = logging.getLogger("ps")
 WATCH_SECONDS = 0.25

@@ -10,9 +10,9 @@ import argparse
 import logging
 import sys
 
-from ps.auth import load_token
-from ps.config import ConfigError
-from ps.malloc_tuning import keep_freed_buffers
+from ps.api.channel import load_token
+from ps.api.spec import ConfigError
+from ps.api.malloc_tuning import keep_freed_buffers
 
 from .client import ClientConfig, PSClient, ServerRefused, ServerUnavailable
 from .delay import InjectedDelay

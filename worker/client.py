@@ -17,8 +17,8 @@ from ps.api.convert import flat_tensor, layout_to_proto
 from ps.api.framing import Framed, WireError, join_tensor, split_tensor
 from ps.api.v1 import parameter_server_pb2 as pb
 from ps.api.v1 import parameter_server_pb2_grpc as pb_grpc
-from ps.auth import call_metadata, client_channel
-from ps.layout import Layout
+from ps.api.channel import call_metadata, client_channel
+from ps.api.layout import Layout
 
 log = logging.getLogger("worker.client")
 SERVICE = pb.DESCRIPTOR.services_by_name["ParameterServer"].full_name

@@ -9,8 +9,8 @@ import gymnasium
 import numpy as np
 from gymnasium import spaces, wrappers
 
-from ps.envcheck import register_optional_envs
-from ps.families import ATARI_FRAME_SKIP, env_family
+from ps.api.envs import register_optional_envs
+from ps.api.envs import ATARI_FRAME_SKIP, env_family
 
 
 def make_env(env_id: str) -> gymnasium.Env:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 
 from ps.api.v1 import parameter_server_pb2 as pb
-from ps.config import RunSpec
+from ps.api.spec import RunSpec
 
 from .agents import make_agent
 from .client import PSClient, ServerUnavailable, UnknownWorker

@@ -10,7 +10,7 @@ import torch
 from gymnasium import spaces
 from torch import nn
 
-from ps.layout import Layout
+from ps.api.layout import Layout
 
 
 def mlp(in_dim: int, hidden: int, layers: int) -> nn.Sequential:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ps.optim import narrow_to_float16
+from ps.core.optim import narrow_to_float16
 
 FLOAT16_MAX = float(np.finfo(np.float16).max)
 

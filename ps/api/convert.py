@@ -1,8 +1,8 @@
 """Conversions between the wire messages and plain Python values, shared by server and client."""
 from __future__ import annotations
 
-from ..layout import Layout
-from .v1 import parameter_server_pb2 as pb
+from ps.api.layout import Layout
+from ps.api.v1 import parameter_server_pb2 as pb
 
 
 def layout_to_proto(layout: Layout) -> pb.Layout:

@@ -3,8 +3,8 @@
 A push carries ~2.8 MB (Atari size) of gradient in and of parameters out. Through the generated
 classes each side copies that payload three times (tobytes, into the message, serialize; parse,
 `.data`). Here the big `Tensor` field is spliced in and cut out by hand: encoding joins the small
-fields' bytes with the array's buffer (one copy; or, for the server's reply, tensor_frame gives the
-bytes around it and the update kernel writes the parameters between them), decoding returns a
+fields' bytes with the array's buffer (one copy; the server's reply instead has the update kernel
+write the parameters between the envelope's bytes: ps/service/reply.py), decoding returns a
 memoryview into the received bytes (no copy) and parses only the small fields with protobuf. The bytes are exactly what
 protobuf itself writes and reads, so generated stubs in any language still talk to us.
 
@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 from google.protobuf.message import DecodeError, Message
 
-from .v1 import parameter_server_pb2 as pb
+from ps.api.v1 import parameter_server_pb2 as pb
 
 LEN = 2  # the wire type of bytes and sub-message fields
 TENSOR_DATA = pb.Tensor.DESCRIPTOR.fields_by_name["data"].number  # Tensor.data's field number
@@ -140,12 +140,12 @@ def _parsed_whole(raw: bytes, message_type: type[Message], field: str) -> Framed
 def tensor_frame(message: Message, field: str, nbytes: int, dtype: str = "float32") -> tuple[bytes, bytes]:
     """(head, tail): message (its `field` unset) serialized with a flat Tensor of nbytes of `dtype`
     as `field` is head + those bytes + tail. The server's update kernels fill the middle in place."""
-    envelope, tail = _tensor_envelope(message.DESCRIPTOR.fields_by_name[field].number, nbytes, dtype)
+    envelope, tail = tensor_envelope(message.DESCRIPTOR.fields_by_name[field].number, nbytes, dtype)
     return message.SerializeToString() + envelope, tail
 
 
 @functools.lru_cache(maxsize=64)
-def _tensor_envelope(number: int, nbytes: int, dtype: str) -> tuple[bytes, bytes]:
+def tensor_envelope(number: int, nbytes: int, dtype: str) -> tuple[bytes, bytes]:
     """The bytes before and after a flat tensor's data in field `number`: the same on every push of a
     run, so made once."""
     itemsize = 2 if dtype == "float16" else 4

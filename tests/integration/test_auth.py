@@ -21,7 +21,7 @@ TOKEN = "tok-3f9a1c77e2b54d0d9c6a8e1f"
 
 def _real_model():
     """The layout and initial weights a CartPole worker of this run offers (so real workers match it)."""
-    from ps.config import RunSpec
+    from ps.api.spec import RunSpec
     from worker.agents import make_agent
     from worker.envs import EnvBatch
     spec = RunSpec(envs_per_worker=2)

@@ -10,7 +10,7 @@ import pytest
 
 from ps.api.convert import layout_to_proto
 from ps.api.v1 import parameter_server_pb2 as pb
-from ps.layout import Layout
+from ps.api.layout import Layout
 from tests.conftest import cli, kill, start_server
 
 LAYOUT = Layout.from_pairs([("w", (4, 2)), ("b", (2,))])

@@ -4,8 +4,8 @@ import csv
 
 import pytest
 
-from ps.config import RunSpec
-from ps.layout import Layout
+from ps.api.spec import RunSpec
+from ps.api.layout import Layout
 from tests.conftest import kill, start_server, start_worker
 
 RANDOM_BREAKOUT_MEAN100 = 0.36   # MinAtar/Breakout-v1, uniform random actions (best window of 100: 0.42)

@@ -8,11 +8,12 @@ import time
 import numpy as np
 import pytest
 
-from ps import checkpoint
+from ps.records import checkpoint
 from ps.api.v1 import parameter_server_pb2 as pb
-from ps.config import RunSpec, ServerConfig
-from ps.core import ParameterServer
-from ps.layout import Layout
+from ps.api.spec import RunSpec
+from ps.config import ServerConfig
+from ps.core.parameter_server import ParameterServer
+from ps.api.layout import Layout
 from tests.conftest import cli, kill, start_server, start_worker
 
 RUN = ("--env", "CartPole-v1", "--algo", "a3c", "--seed", "1", "--target-return", "none", "--envs", "4")

@@ -67,7 +67,7 @@ def test_server_probes_are_native_grpc_health_checks_on_the_grpc_port(rendered):
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert set(server[probe]) & {"grpc", "httpGet", "exec", "tcpSocket"} == {"grpc"}, probe
         assert server[probe]["grpc"]["port"] == grpc_port
-    from ps.server import SERVICE_NAME
+    from ps.service.grpc_service import SERVICE_NAME
     assert server["readinessProbe"]["grpc"]["service"] == SERVICE_NAME  # health status the server sets
 
 
@@ -108,7 +108,8 @@ def test_worker_only_argument_is_the_service_name_and_grpc_port(rendered):
 def test_server_args_after_expansion_are_a_valid_ps_serve_command_line(rendered):
     """Every $(VAR) resolves from the ConfigMap and every flag is one ps-serve knows, with a valid value."""
     from ps.cli import parse_serve_args
-    from ps.config import RunSpec, ServerConfig
+    from ps.api.spec import RunSpec
+    from ps.config import ServerConfig
     from ps.flags import build_dataclass
     process = container_process(rendered, server_container(rendered))
     assert process.argv[0] == "ps-serve"

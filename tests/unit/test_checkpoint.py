@@ -5,11 +5,14 @@ import dataclasses
 import numpy as np
 import pytest
 
-from ps import checkpoint, resume
-from ps.checkpoint import CheckpointError
-from ps.config import RunSpec, ServerConfig
-from ps.core import ParameterServer
-from ps.layout import Layout
+from ps.records import checkpoint
+
+from ps.records import resume
+from ps.records.checkpoint import CheckpointError
+from ps.api.spec import RunSpec
+from ps.config import ServerConfig
+from ps.core.parameter_server import ParameterServer
+from ps.api.layout import Layout
 
 LAYOUT = Layout.from_pairs([("w", (4, 2)), ("b", (2,))])
 N = LAYOUT.size

@@ -1,8 +1,8 @@
 """Env-family defaults: filled in where no flag was given, never over a flag, and CartPole untouched."""
 from ps.cli import parse_serve_args
-from ps.config import RunSpec
-from ps.envcheck import with_env_defaults
-from ps.families import env_family
+from ps.api.spec import RunSpec
+from ps.api.defaults import with_env_defaults
+from ps.api.envs import env_family
 from ps.flags import build_dataclass
 
 

@@ -16,10 +16,11 @@ from hypothesis import strategies as st
 
 from ps.api.convert import layout_to_proto
 from ps.api.v1 import parameter_server_pb2 as pb
-from ps.config import RunSpec, ServerConfig
-from ps.core import ParameterServer
-from ps.layout import Layout
-from ps.server import ParameterServerServicer, start_server
+from ps.api.spec import RunSpec
+from ps.config import ServerConfig
+from ps.core.parameter_server import ParameterServer
+from ps.api.layout import Layout
+from ps.service.grpc_service import ParameterServerServicer, start_server
 
 LAYOUT = Layout.from_pairs([("w", (4, 2)), ("b", (2,))])
 N = LAYOUT.size

@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ps import optim
-from ps.optim import MomentumSGD, SharedRMSProp, momentum_sgd, shared_rmsprop
+from ps.core import optim
+from ps.core.optim import MomentumSGD, SharedRMSProp, momentum_sgd, shared_rmsprop
 
 kernels = optim._kernels  # None when not built: test_the_c_kernel_is_built_and_in_use says so
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from gymnasium import spaces
 
-from ps.config import RunSpec
+from ps.api.spec import RunSpec
 from worker.agents.a3c import A3CAgent
 from worker.envs import EnvBatch
 from worker.networks import reset_state

@@ -1,9 +1,9 @@
 """The metrics observer's bookkeeping and the 10 s rate window, driven with hand-made push events."""
 from prometheus_client import generate_latest
 
-from ps.events import PushEvent
-from ps.metrics import PrometheusMetrics
-from ps.rates import RateWindow
+from ps.core.observers import PushEvent
+from ps.service.metrics import PrometheusMetrics
+from ps.service.rates import RateWindow
 
 
 def push(worker_id: int, staleness: int, env_steps: int = 40, applied: bool = True) -> PushEvent:

@@ -1,6 +1,6 @@
 import numpy as np
 
-from ps.optim import clip_by_global_norm, linear_lr, shared_rmsprop
+from ps.core.optim import clip_by_global_norm, linear_lr, shared_rmsprop
 
 
 def test_one_shared_rmsprop_apply_matches_hand_computed_numbers():

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from ps.config import ConfigError, RunSpec
-from ps.optim import MomentumSGD, PerWorkerRMSProp, SharedRMSProp, make_optimizer, momentum_sgd
+from ps.api.spec import ConfigError, RunSpec
+from ps.core.optim import MomentumSGD, PerWorkerRMSProp, SharedRMSProp, make_optimizer, momentum_sgd
 
 
 def f32(*x):

@@ -8,13 +8,14 @@ and the kernels' replies against the numpy reference's.
 import numpy as np
 import pytest
 
-from ps import optim
+from ps.core import optim
 from ps.api.framing import split_tensor
 from ps.api.v1 import parameter_server_pb2 as pb
-from ps.config import RunSpec, ServerConfig
-from ps.core import ParameterServer
-from ps.layout import Layout
-from ps.server import _push_frame
+from ps.api.spec import RunSpec
+from ps.config import ServerConfig
+from ps.core.parameter_server import ParameterServer
+from ps.api.layout import Layout
+from ps.service.grpc_service import _push_frame
 
 N = 1001  # not a multiple of the kernels' vector width
 SPECS = {

@@ -7,12 +7,16 @@ import numpy as np
 import pytest
 import torch
 
-from ps.config import ALGORITHMS, ConfigError, RunSpec, ServerConfig, with_value_based_defaults
-from ps.checkpoint import decode, encode
-from ps.core import ParameterServer
-from ps.envcheck import check_env
-from ps.layout import Layout
-from ps.target import TargetNetwork
+from ps.api.spec import ALGORITHMS, ConfigError, RunSpec
+
+from ps.config import ServerConfig
+
+from ps.api.defaults import with_value_based_defaults
+from ps.records.checkpoint import decode, encode
+from ps.core.parameter_server import ParameterServer
+from ps.api.envs import check_env
+from ps.api.layout import Layout
+from ps.core.target import TargetNetwork
 from worker.algorithms.q_learning import (FINAL_EPSILONS, draw_final_epsilon, epsilon_at, epsilon_greedy,
                                           n_step_q_targets, one_step_q_targets, one_step_sarsa_targets, q_loss)
 

@@ -8,13 +8,14 @@ import json
 import numpy as np
 import pytest
 
-from ps import report
-from ps.config import RunSpec, ServerConfig
-from ps.core import ParameterServer
-from ps.layout import Layout
-from ps.progress import summary_lines
-from ps.summary import summary_from_status, write_json_atomic
-from ps.tensorboard import TensorBoardWriter
+from ps.tools import report
+from ps.api.spec import RunSpec
+from ps.config import ServerConfig
+from ps.core.parameter_server import ParameterServer
+from ps.api.layout import Layout
+from ps.service.progress import summary_lines
+from ps.records.summary import summary_from_status, write_json_atomic
+from ps.service.tensorboard import TensorBoardWriter
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 LAGS = (0, 1, 0, 3, 2, 9, 1, 0, 17)   # base version = version - lag: staleness spread over several buckets

@@ -2,10 +2,12 @@
 import numpy as np
 import pytest
 
-from ps.config import RunSpec, ServerConfig
-from ps.core import ParameterServer
-from ps.layout import Layout
-from ps.staleness import StalenessStats
+from ps.api.spec import RunSpec
+
+from ps.config import ServerConfig
+from ps.core.parameter_server import ParameterServer
+from ps.api.layout import Layout
+from ps.core.staleness import StalenessStats
 
 LAYOUT = Layout.from_pairs([("w", (3,))])
 

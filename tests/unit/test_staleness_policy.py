@@ -2,10 +2,12 @@
 import numpy as np
 import pytest
 
-from ps.config import ConfigError, RunSpec, ServerConfig
-from ps.core import ParameterServer
-from ps.layout import Layout
-from ps.staleness_policy import TOO_STALE, decide
+from ps.api.spec import ConfigError, RunSpec
+
+from ps.config import ServerConfig
+from ps.core.parameter_server import ParameterServer
+from ps.api.layout import Layout
+from ps.core.staleness import TOO_STALE, decide
 
 LR = 0.01
 

@@ -3,9 +3,11 @@ import threading
 
 import numpy as np
 
-from ps.config import RunSpec, ServerConfig
-from ps.core import ParameterServer
-from ps.layout import Layout
+from ps.api.spec import RunSpec
+
+from ps.config import ServerConfig
+from ps.core.parameter_server import ParameterServer
+from ps.api.layout import Layout
 
 LAYOUT = Layout.from_pairs([("w", (2,))])
 

@@ -1,7 +1,7 @@
 """--wire-dtype: the worker's float16 gradient is what the server decodes, and never turns into Inf."""
 import numpy as np
 
-from ps.validate import decode_gradient
+from ps.core.validate import decode_gradient
 from worker.wire import FLOAT16_MAX, wire_gradients
 
 

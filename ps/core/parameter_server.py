@@ -1,4 +1,4 @@
-"""The parameter server's state and rules, with no RPC code (the gRPC layer is ps/server.py).
+"""The parameter server's state and rules, with no RPC code (the gRPC layer is ps/service/grpc_service.py).
 
 Every public method may run concurrently from gRPC threads; all shared state is touched only under
 `self._lock`, and pushes are applied one at a time in the order they take the lock.
@@ -10,48 +10,26 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 
-from . import optim
-from .config import VALUE_BASED, RunSpec, ServerConfig
-from .core_checkpoint import CheckpointState
-from .core_sync import SyncRounds
-from .episodes import EpisodeWindow
-from .errors import RequestError, invalid, precondition, unknown_worker
-from .events import Observer, PushEvent
-from .layout import Layout
-from .outcome import Outcome
-from .pushlog import PushLog
-from .staleness import StalenessStats, staleness
-from .staleness_policy import decide
-from .sync_round import SyncRound
-from .target import TargetNetwork
-from .validate import check_counts, decode_gradient
-from .workers import WorkerRegistry
+from ps.api.layout import Layout
+from ps.api.source import Push, PushOutcome
+from ps.api.spec import VALUE_BASED, RunSpec
+from ps.config import ServerConfig
+from ps.core import optim
+from ps.core.episodes import EpisodeWindow
+from ps.core.errors import RequestError, invalid, precondition, unknown_worker
+from ps.core.observers import Observer
+from ps.core.staleness import StalenessStats, decide, staleness
+from ps.core.sync import SyncRounds
+from ps.core.target import TargetNetwork
+from ps.core.validate import check_counts, decode_gradient
+from ps.core.workers import WorkerRegistry
+from ps.records.pushlog import PushLog
 
 log = logging.getLogger("ps")
-
-
-class PushResult(NamedTuple):  # a NamedTuple: _replace() is cheap on the push path
-    applied: bool
-    dropped_reason: str
-    version: int
-    params: bytes
-    staleness: int
-    stop: bool
-    global_step: int
-    learning_rate: float
-    target_version: int = 0      # value-based methods: theta-'s version ...
-    target_params: bytes = b""   # ... and its parameters, only when the worker's version differs
-
-
-def _no_frame(result: PushResult, nbytes: int) -> tuple[bytes, bytes]:
-    """push()'s frame when the caller gives none: the params are theta's bytes alone."""
-    return b"", b""
 
 
 def derive_seed(run_seed: int, worker_id: int) -> int:
@@ -59,7 +37,7 @@ def derive_seed(run_seed: int, worker_id: int) -> int:
     return int(np.random.SeedSequence([run_seed, worker_id]).generate_state(1)[0] & 0x7FFFFFFF)
 
 
-class ParameterServer(SyncRounds, CheckpointState):
+class ParameterServer:
     def __init__(self, spec: RunSpec, config: ServerConfig) -> None:
         self.spec = spec
         self.config = config
@@ -78,8 +56,7 @@ class ParameterServer(SyncRounds, CheckpointState):
         self.episodes = EpisodeWindow()
         self.rejected: dict[str, int] = {}
         self.dropped: dict[str, int] = {}          # valid pushes a staleness policy declined, by reason
-        self._round: SyncRound | None = None       # --sync only
-        self._round_done = threading.Condition(self._lock)
+        self.sync: SyncRounds | None = None        # --sync only (ps/core/sync.py)
         self.stop_reason = ""
         self.stopped = threading.Event()
         self.started_at = time.monotonic()
@@ -112,116 +89,99 @@ class ParameterServer(SyncRounds, CheckpointState):
                                    f"layout hash {layout.hash} does not match the server's {self.layout.hash}")
             return self.theta.tobytes(), self.version, self.stopped.is_set(), self.global_step
 
-    def push(self, worker_id: int, base_version: int, data: bytes, dtype: str, shape: list[int],
-             env_steps: int, returns: list[float], lengths: list[int], stats: dict,
-             target_version: int = 0, frame: Callable[[PushResult, int], tuple[bytes, bytes]] | None = None
-             ) -> PushResult:
+    def push(self, push: Push, out: np.ndarray | None = None) -> PushOutcome:
         """May run concurrently; the apply itself is serialized under the lock, in arrival order.
 
-        The result's params are theta's bytes after the push, between the (head, tail) that
-        `frame(result, theta's size in bytes)` returns (b"", b"" without one): the servicer's whole
-        reply, made from one copy of theta under the lock, so that copy is one version exactly.
+        Returns the push's outcome with theta after it: written into `out` (a writable float32 array of
+        theta's size, e.g. the reply's parameter region) when given, by the update's own pass over
+        theta where it can; else as the outcome's params bytes. Either way one copy made under the
+        lock, so it is one version exactly.
         """
         start = time.perf_counter()
         if self.layout is None:
             self._count_locked("no_parameters")
             raise precondition("no_parameters", "no parameters yet: call Pull with the initial parameters first")
         try:
-            d, norm = decode_gradient(data, dtype, shape, self.layout.size)
-            check_counts(env_steps, returns, lengths)
+            d, norm = decode_gradient(push.gradient, push.dtype, push.shape, self.layout.size)
+            check_counts(push.env_steps, push.episode_returns, push.episode_lengths)
         except Exception as err:
             self._count_locked(getattr(err, "reason", "invalid"))
             raise
-        frame = frame or _no_frame
         with self._lock:
-            info = self._known(worker_id)
-            if not 0 <= base_version <= self.version:
+            info = self._known(push.worker_id)
+            if not 0 <= push.base_version <= self.version:
                 self._count("bad_version")
-                raise invalid("bad_version", f"base_version {base_version} is outside 0..{self.version} (the current version)")
-            self.global_step += env_steps
+                raise invalid("bad_version", f"base_version {push.base_version} is outside 0..{self.version} "
+                                             f"(the current version)")
+            self.global_step += push.env_steps
             info.pushes += 1
-            info.env_steps += env_steps
-            info.stats = {k: float(v) for k, v in list(stats.items())[:32]}
-            for r in returns:
+            info.env_steps += push.env_steps
+            info.stats = {k: float(v) for k, v in list(push.stats.items())[:32]}
+            for r in push.episode_returns:
                 self.episodes.add(r)
-            if self.spec.sync:
-                outcome = self._join_round(worker_id, base_version, d, norm)
+            version_at_apply, apply_seconds = self.version, 0.0
+            if self.sync is not None:
+                version_at_apply, lr, apply_seconds = self.sync.join(push.worker_id, push.base_version, d)
+                applied, dropped_reason = True, ""
             else:
-                outcome = self._decide_async(base_version)
-            if outcome.applied:
-                self.staleness.record(outcome.staleness)
-                info.staleness_sum += outcome.staleness
+                lr = optim.linear_lr(self.spec.lr, self.global_step, self.spec.total_steps)
+                decision = decide(staleness(version_at_apply, push.base_version), lr, self.spec.max_staleness,
+                                  self.spec.staleness_lr)
+                applied, dropped_reason, lr = decision.apply, decision.dropped_reason, decision.learning_rate
+            st = staleness(version_at_apply, push.base_version)
+            if applied:
+                self.staleness.record(st)
+                info.staleness_sum += st
             else:
-                self.dropped[outcome.dropped_reason] = self.dropped.get(outcome.dropped_reason, 0) + 1
+                self.dropped[dropped_reason] = self.dropped.get(dropped_reason, 0) + 1
                 info.dropped += 1
             self._check_stop()
-            step_pending = outcome.applied and not self.spec.sync  # decided, not yet taken
-            if step_pending and self.target is None:
-                # Nothing in the reply but theta depends on the step, so the step writes the reply
-                # in its own pass over theta (ps/_kernels.c), at the version it is about to make.
-                result = self._result(outcome, self.version + 1, (0, b""))
-                outcome, params = self._step(worker_id, d, norm, outcome, frame(result, self.theta.nbytes))
-            else:
-                if step_pending:
-                    outcome, _ = self._step(worker_id, d, norm, outcome)
-                if outcome.applied and self.target is not None:
-                    self.target.maybe_copy(self.theta, self.global_step)
-                target = self.target.reply_for(worker_id, target_version) if self.target is not None else (0, b"")
-                result = self._result(outcome, self.version, target)
-                params = optim.framed(self.theta, frame(result, self.theta.nbytes))
-            result = result._replace(params=params)
-            version, global_step = self.version, self.global_step
-            mean100 = self.episodes.mean
-            self.apply_seconds_total += outcome.apply_seconds
-        event = PushEvent(time=time.time(), worker_id=worker_id, base_version=base_version,
-                          version_at_apply=outcome.version_at_apply, staleness=outcome.staleness,
-                          applied=outcome.applied, dropped_reason=outcome.dropped_reason,
-                          env_steps=env_steps, global_step=global_step, version=version, grad_norm=norm,
-                          learning_rate=outcome.learning_rate, server_seconds=time.perf_counter() - start,
-                          apply_seconds=outcome.apply_seconds, episode_returns=tuple(returns),
-                          episode_lengths=tuple(lengths), stats=dict(stats), mean100=mean100)
-        self.pushlog.append((round(event.time, 4), worker_id, base_version, outcome.version_at_apply,
-                             outcome.staleness, env_steps, round(norm, 6), outcome.learning_rate,
-                             int(outcome.applied)))
+            # With no target network in the reply, the step itself writes theta into `out` in its one pass.
+            fused = out is not None and self.target is None and applied and self.sync is None
+            if applied and self.sync is None:
+                apply_seconds = self._step(push.worker_id, d, norm, lr, out if fused else None)
+            if applied and self.target is not None:
+                self.target.maybe_copy(self.theta, self.global_step)
+            target = (self.target.reply_for(push.worker_id, push.target_version) if self.target is not None
+                      else (0, b""))
+            params = None
+            if not fused:
+                if out is not None:
+                    np.copyto(out, self.theta)
+                else:
+                    params = self.theta.tobytes()
+            self.apply_seconds_total += apply_seconds
+            outcome = PushOutcome(applied, dropped_reason, self.version, st, self.stopped.is_set(), self.global_step,
+                                  lr, params, *target, version_at_apply, norm, apply_seconds, 0.0, 0.0,
+                                  self.episodes.mean)
+        outcome = outcome._replace(server_seconds=time.perf_counter() - start, time=time.time())
+        self.pushlog.append(push, outcome)
         for observer in self.observers:
-            observer.on_push(event)
-        return result
+            observer.on_push(push, outcome)
+        return outcome
 
-    def _result(self, outcome: Outcome, version: int, target: tuple[int, bytes]) -> PushResult:
-        """The push's reply, its params still empty (the caller holds the lock)."""
-        return PushResult(outcome.applied, outcome.dropped_reason, version, b"", outcome.staleness,
-                          self.stopped.is_set(), self.global_step, outcome.learning_rate, *target)
-
-    def _decide_async(self, base_version: int) -> Outcome:
-        """The paper's asynchronous update, one push at a time: whether (and at what rate) the
-        staleness policy lets it apply. _step takes it."""
-        version_at_apply = self.version
-        st = staleness(version_at_apply, base_version)
-        lr = optim.linear_lr(self.spec.lr, self.global_step, self.spec.total_steps)
-        decision = decide(st, lr, self.spec.max_staleness, self.spec.staleness_lr)
-        return Outcome(decision.apply, decision.dropped_reason, version_at_apply, st,
-                       decision.learning_rate, 0.0)
-
-    def _step(self, worker_id: int, d, norm: float, outcome: Outcome,
-              frame: tuple[bytes, bytes] | None = None) -> tuple[Outcome, bytes | None]:
-        """Apply d at the decided rate: theta moves to the next version. With a frame (head, tail),
-        also returns head + the new theta + tail, written in the same pass."""
+    def _step(self, worker_id: int, d: np.ndarray, norm: float, lr: float, out: np.ndarray | None) -> float:
+        """Apply d at rate lr (caller holds the lock): theta moves to the next version; with `out`,
+        the new theta is written there in the same pass. Returns the seconds it took."""
         apply_start = time.perf_counter()
         # d is the read-only wire buffer: the clip rides along as a scale instead of a scaled copy.
         scale = optim.clip_scale(self.spec.max_grad_norm, norm)
-        params = self.optimizer.apply(self.theta, d, outcome.learning_rate, worker_id, scale, frame)
+        self.optimizer.apply(self.theta, d, lr, worker_id, scale, out)
         self.version += 1
-        return outcome._replace(apply_seconds=time.perf_counter() - apply_start), params
+        return time.perf_counter() - apply_start
+
+    def _apply_sum(self, d: np.ndarray) -> tuple[int, float]:
+        """--sync: one update from a round's summed gradient (one optimizer state); (version at apply, lr)."""
+        lr = optim.linear_lr(self.spec.lr, self.global_step, self.spec.total_steps)
+        optim.clip_by_global_norm(d, self.spec.max_grad_norm, float(np.linalg.norm(d)))
+        self.optimizer.apply(self.theta, d, lr, 0)
+        self.version += 1
+        return self.version - 1, lr
 
     def target_reply(self, worker_id: int) -> tuple[int, bytes]:
         """May run concurrently. (version, parameters) of theta- for a Pull; (0, b"") without one."""
         with self._lock:
             return self.target.reply_for(worker_id, None) if self.target is not None else (0, b"")
-
-    def heartbeat(self, worker_id: int) -> bool:
-        with self._lock:
-            self._known(worker_id)
-            return self.stopped.is_set()
 
     def leave(self, worker_id: int, reason: str) -> None:
         with self._lock:
@@ -279,7 +239,7 @@ class ParameterServer(SyncRounds, CheckpointState):
                 "dropped": dict(self.dropped),
                 "policy": {"optimizer": self.spec.optimizer, "sync": self.spec.sync,
                            "max_staleness": self.spec.max_staleness, "staleness_lr": self.spec.staleness_lr},
-                "sync_round_timeouts": self._round.timeouts if self._round else 0,
+                "sync_round_timeouts": self.sync.round.timeouts if self.sync else 0,
                 "stop_reason": self.stop_reason,
                 "solved": self.target_reached_at is not None,
                 "time_to_target_seconds": None if self.target_reached_at is None else round(self.target_reached_at[0], 3),
@@ -292,9 +252,56 @@ class ParameterServer(SyncRounds, CheckpointState):
                 "target_network": self.target.status(self.global_step) if self.target is not None else None,
             }
 
+    def params_nbytes(self) -> int:
+        """May run concurrently. theta's size in bytes (0 before the layout is adopted; fixed after)."""
+        layout = self.layout
+        return layout.size * 4 if layout is not None else 0
+
     def params_snapshot(self) -> tuple[Layout | None, np.ndarray | None]:
         with self._lock:
             return self.layout, None if self.theta is None else self.theta.copy()
+
+    # --- checkpoints (ps/records/checkpoint.py writes the files) -------------------------------
+    def state_dict(self) -> dict | None:
+        """May run concurrently. Everything learned, copied under the lock: {"arrays", "meta"}; None
+        before any parameters exist. A feature with more state adds its arrays and meta keys here
+        (e.g. arrays["target"] + meta["target_version"]; list flat-sized arrays in meta["flat_arrays"]
+        so a checkpoint whose sizes do not fit its layout is refused) and reads them back below."""
+        with self._lock:
+            if self.layout is None:
+                return None
+            arrays = {"theta": self.theta.copy()}
+            arrays.update({f"opt.{k}": np.array(v, copy=True) for k, v in self.optimizer.state().items()})
+            meta = {"version": self.version, "global_step": self.global_step, "run_spec": json.loads(self.spec.to_json()),
+                    "layout": self.layout.to_dict(), "layout_hash": self.layout.hash, "flat_arrays": [],
+                    "episodes": self.episodes.state(), "staleness_counts": self.staleness.state(),
+                    "rejected": dict(self.rejected), "dropped": dict(self.dropped),
+                    "wall_seconds": time.monotonic() - self.started_at,
+                    "target_reached_at": self.target_reached_at, "next_worker_id": self.workers.next_id}
+            if self.target is not None:  # theta- and its version (value-based methods)
+                arrays["target"] = self.target.params.copy()
+                meta["flat_arrays"].append("target")
+                meta["target"] = self.target.meta()
+            return {"arrays": arrays, "meta": meta}
+
+    def load_state_dict(self, state: dict) -> None:
+        """May run concurrently. Restore a state_dict() (at start, before serving): T, version, lr schedule and statistics continue."""
+        arrays, meta = state["arrays"], state["meta"]
+        with self._lock:
+            layout = Layout.from_pairs((e["name"], e["shape"]) for e in meta["layout"])
+            self._adopt(layout, arrays["theta"].astype("<f4").tobytes())
+            self.optimizer.load_state({k[4:]: v for k, v in arrays.items() if k.startswith("opt.")})
+            self.version, self.global_step = int(meta["version"]), int(meta["global_step"])
+            self.episodes.load_state(meta["episodes"])
+            self.staleness.load_state(meta["staleness_counts"])
+            self.rejected.update(meta["rejected"])
+            self.dropped.update(meta.get("dropped", {}))
+            self.started_at = time.monotonic() - float(meta["wall_seconds"])
+            self.target_reached_at = tuple(meta["target_reached_at"]) if meta["target_reached_at"] else None
+            self.workers.continue_ids_from(meta["next_worker_id"])  # ids stay unique across restarts
+            if self.target is not None and "target" in arrays:
+                self.target.load(arrays["target"], meta["target"])
+            self._check_stop()  # a finished run that restarts stops at once instead of applying more
 
     def check_incarnation(self, incarnation: str) -> None:
         """May run concurrently. A worker id from another incarnation of this server is unknown here."""
@@ -335,13 +342,13 @@ class ParameterServer(SyncRounds, CheckpointState):
         if self.spec.algo in VALUE_BASED:
             self.target = TargetNetwork(theta, self.spec.target_update_steps, self.global_step)
         if self.spec.sync:
-            self._round = SyncRound(theta.size)
+            self.sync = SyncRounds(theta.size, self.spec.sync_timeout, self._lock, self._live_ids, self._apply_sum)
 
     def _worker_gone(self, worker_id: int) -> None:
         if self.optimizer is not None:
             self.optimizer.remove_worker(worker_id)
-        if self._round is not None and self._round.complete(self._live_ids()):
-            self._apply_round()  # the round was waiting only for the worker that left
+        if self.sync is not None:
+            self.sync.release_if_complete()  # the round may have been waiting only for this worker
         self._notify_workers()
 
     def _notify_workers(self) -> None:
@@ -364,8 +371,11 @@ class ParameterServer(SyncRounds, CheckpointState):
             self.stop_reason = reason
             self.stopped.set()
             log.info("stopping: %s", reason)
-            if self._round is not None and self._round.members:
-                self._apply_round()  # release workers waiting in a round: they will hear 'stop'
+            if self.sync is not None:
+                self.sync.release()  # workers waiting in a round hear 'stop'
+
+    def _live_ids(self) -> set[int]:
+        return {w.worker_id for w in self.workers.connected}
 
     def _count(self, reason: str) -> None:
         self.rejected[reason] = self.rejected.get(reason, 0) + 1

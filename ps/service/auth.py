@@ -1,4 +1,5 @@
-"""Who may talk to the parameter server: a shared token checked on every call, and TLS.
+"""Who may talk to the parameter server: a shared token checked on every call, and TLS (server side;
+the client side is ps/api/channel.py).
 
 The token travels as call metadata `authorization: Bearer <token>`; a server interceptor compares
 it in constant time and answers UNAUTHENTICATED (counted as rejected["unauthenticated"]) when it is
@@ -14,30 +15,15 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
-import os
 from pathlib import Path
 
 import grpc
 
-from .config import ConfigError
+from ps.api.channel import METADATA_KEY, TOKEN_ENV
+from ps.api.spec import ConfigError
 
-TOKEN_ENV = "A3C_TOKEN"
-METADATA_KEY = "authorization"
 EXEMPT_PREFIX = "/grpc.health.v1.Health/"
 UNAUTHENTICATED_REASON = "unauthenticated"
-
-
-def load_token(token_file: str = "", environ=os.environ) -> str:
-    """The shared token from --token-file, else from A3C_TOKEN; "" when neither is set."""
-    if token_file:
-        try:
-            token = Path(token_file).read_text().strip()
-        except OSError as err:
-            raise ConfigError(f"cannot read --token-file {token_file}: {err.strerror}") from None
-        if not token:
-            raise ConfigError(f"--token-file {token_file} is empty")
-        return token
-    return environ.get(TOKEN_ENV, "").strip()
 
 
 def is_loopback(host: str) -> bool:
@@ -54,11 +40,6 @@ def check_exposure(host: str, token: str, insecure: bool) -> None:
     if not token and not insecure and not is_loopback(host):
         raise ConfigError(f"--host {host} is reachable from other machines but no token is set: "
                           f"pass --token-file PATH (or set {TOKEN_ENV}), or --insecure to allow it")
-
-
-def call_metadata(token: str) -> tuple[tuple[str, str], ...]:
-    """Metadata a client attaches to every call (empty without a token)."""
-    return ((METADATA_KEY, f"Bearer {token}"),) if token else ()
 
 
 class TokenInterceptor(grpc.ServerInterceptor):
@@ -103,17 +84,6 @@ def server_credentials(cert_file: str, key_file: str) -> grpc.ServerCredentials:
     except OSError as err:
         raise ConfigError(f"cannot read TLS file {err.filename}: {err.strerror}") from None
     return grpc.ssl_server_credentials([(key, cert)])
-
-
-def client_channel(address: str, tls_ca: str = "", options=()) -> grpc.Channel:
-    """A channel to the server: TLS verified against `tls_ca` when given, plaintext otherwise."""
-    if not tls_ca:
-        return grpc.insecure_channel(address, options=list(options))
-    try:
-        ca = Path(tls_ca).read_bytes()
-    except OSError as err:
-        raise ConfigError(f"cannot read --tls-ca {tls_ca}: {err.strerror}") from None
-    return grpc.secure_channel(address, grpc.ssl_channel_credentials(root_certificates=ca), options=list(options))
 
 
 def local_worker_args(config) -> list[str]:

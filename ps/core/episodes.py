@@ -30,3 +30,12 @@ class EpisodeWindow:
     def mean(self) -> float | None:
         """Mean of the window (None before the first episode)."""
         return sum(self.returns) / len(self.returns) if self.returns else None
+
+    def state(self) -> dict:
+        """For a checkpoint's meta (JSON)."""
+        return {"returns": list(self.returns), "count": self.episodes, "best_mean100": self.best_mean100}
+
+    def load_state(self, state: dict) -> None:
+        self.returns.extend(float(r) for r in state["returns"])
+        self.episodes = int(state["count"])
+        self.best_mean100 = state["best_mean100"]

@@ -16,8 +16,9 @@ from pathlib import Path
 from tensorboard.compat.proto import event_pb2, summary_pb2
 from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
-from .events import Observer, PushEvent
-from .staleness import StalenessStats
+from ps.api.source import Push, PushOutcome
+from ps.core.observers import Observer
+from ps.core.staleness import StalenessStats
 
 log = logging.getLogger("ps.tensorboard")
 
@@ -42,13 +43,13 @@ class _Interval:
         self.stat_counts: dict[str, int] = {}
         self.learning_rate: float | None = None
 
-    def add(self, event: PushEvent) -> None:
+    def add(self, push: Push, event: PushOutcome) -> None:
         self.pushes += 1
-        self.env_steps += event.env_steps
+        self.env_steps += push.env_steps
         if event.applied:
             self.staleness.record(event.staleness)
             self.learning_rate = event.learning_rate
-        for name, value in event.stats.items():
+        for name, value in push.stats.items():
             self.stat_sums[name] = self.stat_sums.get(name, 0.0) + float(value)
             self.stat_counts[name] = self.stat_counts.get(name, 0) + 1
 
@@ -78,18 +79,18 @@ class TensorBoardWriter(Observer):
         self._last_step = 0
         self._lock = threading.Lock()
 
-    def on_push(self, event: PushEvent) -> None:
+    def on_push(self, push: Push, event: PushOutcome) -> None:
         with self._lock:
             if self._writer is None:
                 return
             step = event.global_step
-            for r in event.episode_returns:
+            for r in push.episode_returns:
                 self._scalar("charts/episode_return", r, step, event.time)
-            for n in event.episode_lengths:
+            for n in push.episode_lengths:
                 self._scalar("charts/episode_length", n, step, event.time)
-            if event.episode_returns and event.mean100 is not None:
+            if push.episode_returns and event.mean100 is not None:
                 self._scalar("charts/mean100_return", event.mean100, step, event.time)
-            self._interval.add(event)
+            self._interval.add(push, event)
             self._last_step = max(self._last_step, step)
             now = self._clock()
             if now - self._interval.start >= self._interval_seconds:
@@ -113,9 +114,3 @@ class TensorBoardWriter(Observer):
     def _scalar(self, tag: str, value: float, step: int, wall_time: float) -> None:
         summary = summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag=tag, simple_value=float(value))])
         self._writer.add_event(event_pb2.Event(wall_time=wall_time, step=int(step), summary=summary))
-
-
-def attach_tensorboard(core) -> TensorBoardWriter:
-    writer = TensorBoardWriter(core.run_dir / "tb")
-    core.observers.append(writer)
-    return writer

@@ -1,4 +1,4 @@
-"""The gRPC face of the parameter server: a thin servicer over ps.core.ParameterServer.
+"""The gRPC face of the parameter server: a thin servicer over ps.core.parameter_server.ParameterServer.
 
 Each handler parses the request, calls one core method and builds the reply; a RequestError from
 the core becomes a gRPC status with its one-line message.
@@ -14,15 +14,19 @@ from concurrent import futures
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from .api.convert import flat_tensor, layout_from_proto
-from .api.framing import WireError, split_tensor, tensor_frame
-from .api.v1 import parameter_server_pb2 as pb
-from .api.v1 import parameter_server_pb2_grpc as pb_grpc
-from .config import RunSpec, ServerConfig
-from .core import ParameterServer
-from .auth import TokenInterceptor, load_token, server_credentials
-from .errors import RequestError, invalid
-from .validate import TRANSPORT_SLACK, check_layout, check_message_size, check_register, check_stats
+from ps.api.convert import flat_tensor, layout_from_proto
+from ps.api.framing import WireError, split_tensor
+from ps.api.source import Push
+from ps.api.v1 import parameter_server_pb2 as pb
+from ps.api.v1 import parameter_server_pb2_grpc as pb_grpc
+from ps.api.spec import RunSpec
+from ps.config import ServerConfig
+from ps.core.parameter_server import ParameterServer
+from ps.service.auth import TokenInterceptor, server_credentials
+from ps.service.reply import PushReplyBuffer
+from ps.api.channel import load_token
+from ps.core.errors import RequestError, invalid
+from ps.core.validate import TRANSPORT_SLACK, check_layout, check_message_size, check_register, check_stats
 
 log = logging.getLogger("ps.server")
 SERVICE_NAME = "a3c.ps.v1.ParameterServer"
@@ -43,16 +47,6 @@ def _handle_errors(method):
             log.exception("internal error in %s", method.__name__)
             context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(err).__name__}: {err}")
     return wrapper
-
-
-def _push_frame(result, nbytes: int) -> tuple[bytes, bytes]:
-    """The PushReply's bytes around its nbytes of parameters (head, tail). The core fills in theta
-    under its lock (so the reply holds one version exactly), in the update's own pass when it can."""
-    reply = pb.PushReply(applied=result.applied, dropped_reason=result.dropped_reason, version=result.version,
-                         staleness=result.staleness, stop=result.stop, global_step=result.global_step,
-                         learning_rate=result.learning_rate, target_version=result.target_version,
-                         target_params=flat_tensor(result.target_params) if result.target_params else None)
-    return tensor_frame(reply, "params", nbytes)
 
 
 class ParameterServerServicer(pb_grpc.ParameterServerServicer):
@@ -88,8 +82,8 @@ class ParameterServerServicer(pb_grpc.ParameterServerServicer):
     @_handle_errors
     def Push(self, raw: bytes, context) -> bytes:
         """Raw bytes both ways (see _method_handlers): the gradient is read where it landed
-        (ps/api/framing.py), and the core writes the parameters into the reply that _push_frame
-        frames, in the update's own pass when it can."""
+        (ps/api/framing.py), and the core writes the parameters into the reply (ps/service/reply.py),
+        in the update's own pass when it can."""
         try:
             request, gradient, data = split_tensor(raw, pb.PushRequest, "gradients")
         except WireError as err:
@@ -97,16 +91,11 @@ class ParameterServerServicer(pb_grpc.ParameterServerServicer):
             raise invalid("malformed", f"malformed push: {err}") from None
         self.core.check_incarnation(request.incarnation)
         self._refuse_if(check_stats, request.stats)
-        result = self.core.push(request.worker_id, request.base_version, data, gradient.dtype or "float32",
-                                list(gradient.shape), request.env_steps, list(request.episode_returns),
-                                list(request.episode_lengths), dict(request.stats), request.target_version,
-                                frame=_push_frame)
-        return result.params
-
-    @_handle_errors
-    def Heartbeat(self, request, context):
-        self.core.check_incarnation(request.incarnation)
-        return pb.HeartbeatReply(stop=self.core.heartbeat(request.worker_id))
+        push = Push(request.worker_id, request.base_version, data, request.env_steps, gradient.dtype or "float32",
+                    tuple(gradient.shape), tuple(request.episode_returns), tuple(request.episode_lengths),
+                    dict(request.stats), request.target_version)
+        reply = PushReplyBuffer(self.core.params_nbytes())
+        return reply.finish(self.core.push(push, out=reply.params))
 
     @_handle_errors
     def Leave(self, request, context):

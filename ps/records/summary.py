@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .layout import Layout
+from ps.api.layout import Layout
 
 SUMMARY_KEYS = ("wall_seconds", "env_steps", "updates", "episodes", "final_mean100", "staleness",
                 "workers", "run_spec")

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 try:
-    from . import _kernels
+    from ps import _kernels
 except ImportError:  # setup.py's extension is optional: no compiler, no kernel
     _kernels = None
 
@@ -115,12 +115,10 @@ def momentum_sgd(theta: np.ndarray, m: np.ndarray, d: np.ndarray, d_scale: float
     theta -= scratch
 
 
-Frame = tuple[bytes, bytes] | None  # apply()'s optional (head, tail) around the new theta
-
-
-def framed(theta: np.ndarray, frame: Frame) -> bytes | None:
-    """head + theta's bytes + tail, or None without a frame: what the kernels return, the numpy way."""
-    return None if frame is None else b"".join((frame[0], memoryview(theta), frame[1]))
+def _copy_out(theta: np.ndarray, out) -> None:
+    """The numpy way of the kernels' `out`: theta copied after the step."""
+    if out is not None:
+        np.copyto(np.frombuffer(out, np.float32) if not isinstance(out, np.ndarray) else out, theta)
 
 
 class _Fused:
@@ -139,22 +137,23 @@ class _Fused:
         else a float32 copy. In float16, d*d would overflow for |d| > 256."""
         return widen_float16(d) if d.dtype == np.float16 else np.ascontiguousarray(d, np.float32)
 
-    def _rmsprop(self, theta, g, d, d_scale: float, lr: float, alpha: float, eps: float,
-                 frame: Frame = None) -> bytes | None:
+    def _rmsprop(self, theta, g, d, d_scale: float, lr: float, alpha: float, eps: float, out=None) -> None:
         d = self._float32(d)
         if _kernels is not None:
-            return _kernels.rmsprop(theta, g, d, d_scale, lr, alpha, eps, *(frame or ()))
+            _kernels.rmsprop(theta, g, d, d_scale, lr, alpha, eps, out)
+            return
         self._scratch = self._work_buffer(self._scratch, theta)
         shared_rmsprop(theta, g, d, d_scale, lr, alpha, eps, self._scratch)
-        return framed(theta, frame)
+        _copy_out(theta, out)
 
-    def _momentum(self, theta, m, d, d_scale: float, lr: float, alpha: float, frame: Frame = None) -> bytes | None:
+    def _momentum(self, theta, m, d, d_scale: float, lr: float, alpha: float, out=None) -> None:
         d = self._float32(d)
         if _kernels is not None:
-            return _kernels.momentum(theta, m, d, d_scale, lr, alpha, *(frame or ()))
+            _kernels.momentum(theta, m, d, d_scale, lr, alpha, out)
+            return
         self._scratch = self._work_buffer(self._scratch, theta)
         momentum_sgd(theta, m, d, d_scale, lr, alpha, self._scratch)
-        return framed(theta, frame)
+        _copy_out(theta, out)
 
 
 class SharedRMSProp(_Fused):
@@ -171,11 +170,12 @@ class SharedRMSProp(_Fused):
         self.g = np.zeros(size, dtype=np.float32)
 
     def apply(self, theta: np.ndarray, d: np.ndarray, lr: float, worker_id: int, scale: float = 1.0,
-              frame: Frame = None) -> bytes | None:
+              out=None) -> None:
         """One step with the gradient d * scale (scale < 1 clips). Not thread-safe: the caller holds
-        the server lock. d is only read, so it may be the read-only wire buffer. With a frame
-        (head, tail), returns head + the new theta + tail, written in the step's own pass."""
-        return self._rmsprop(theta, self.g, d, scale, lr, self.alpha, self.eps, frame)
+        the server lock. d is only read, so it may be the read-only wire buffer. With `out` (a
+        writable float32 buffer of theta's size), the new theta is also written there, in the
+        step's own pass."""
+        self._rmsprop(theta, self.g, d, scale, lr, self.alpha, self.eps, out)
 
     def add_worker(self, worker_id: int) -> None:
         """Called at registration (per-worker optimizers create their state here)."""
@@ -228,8 +228,8 @@ class PerWorkerRMSProp(_PerWorker):
         self.alpha, self.eps = alpha, eps
 
     def apply(self, theta: np.ndarray, d: np.ndarray, lr: float, worker_id: int, scale: float = 1.0,
-              frame: Frame = None) -> bytes | None:
-        return self._rmsprop(theta, self._state_of(worker_id), d, scale, lr, self.alpha, self.eps, frame)
+              out=None) -> None:
+        self._rmsprop(theta, self._state_of(worker_id), d, scale, lr, self.alpha, self.eps, out)
 
 
 class MomentumSGD(_PerWorker):
@@ -242,15 +242,12 @@ class MomentumSGD(_PerWorker):
         self.alpha = alpha
 
     def apply(self, theta: np.ndarray, d: np.ndarray, lr: float, worker_id: int, scale: float = 1.0,
-              frame: Frame = None) -> bytes | None:
-        return self._momentum(theta, self._state_of(worker_id), d, scale, lr, self.alpha, frame)
-
-
-OPTIMIZERS = ("shared-rmsprop", "rmsprop", "momentum-sgd")
+              out=None) -> None:
+        self._momentum(theta, self._state_of(worker_id), d, scale, lr, self.alpha, out)
 
 
 def make_optimizer(spec, size: int):
-    """The optimizer the run spec names (one of OPTIMIZERS)."""
+    """The optimizer the run spec names (one of ps.api.spec.OPTIMIZERS)."""
     if spec.optimizer == "rmsprop":
         return PerWorkerRMSProp(size, spec.rmsprop_alpha, spec.rmsprop_eps)
     if spec.optimizer == "momentum-sgd":

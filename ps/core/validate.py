@@ -5,8 +5,8 @@ import math
 
 import numpy as np
 
-from .errors import RequestError, invalid
-from .optim import sum_of_squares, widen_float16
+from ps.core.errors import RequestError, invalid
+from ps.core.optim import sum_of_squares, widen_float16
 
 WIRE_DTYPES = {"float32": np.dtype("<f4"), "float16": np.dtype("<f2")}
 MAX_ENV_STEPS_PER_PUSH = 10_000_000

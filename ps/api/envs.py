@@ -1,13 +1,15 @@
-"""Checks, at server start, that the run's environment exists and suits the algorithm and network.
+"""Environment ids, families and spaces: what server and worker agree on about an env id.
 
-The only place the server touches gymnasium: a typo in --env fails at once, not on every worker.
+The server checks at start that the run's environment exists and suits the algorithm and network
+(check_env), so a typo in --env fails at once, not on every worker.
 """
 from __future__ import annotations
 
 import functools
 
-from .config import VALUE_BASED, ConfigError, RunSpec
+from ps.api.spec import VALUE_BASED, ConfigError, RunSpec
 
+ATARI_FRAME_SKIP = 4  # one agent step is 4 emulator frames (the paper's "frames" count these)
 _registered = False
 
 
@@ -51,11 +53,22 @@ def env_spaces(env_id: str):
         env.close()
 
 
-def with_env_defaults(spec: RunSpec, given: set[str]) -> RunSpec:
-    """spec with its env family's defaults (ps/families.py) for the fields not set explicitly."""
-    from .families import env_family, with_family_defaults
-    _, act = env_spaces(spec.env_id)
-    return with_family_defaults(spec, env_family(spec.env_id, act), given)
+def env_family(env_id: str, action_space=None) -> str:
+    """atari (ale-py), minatar, continuous (Box actions) or classic (everything else)."""
+    import gymnasium
+
+    register_optional_envs(env_id)
+    try:
+        entry = str(gymnasium.spec(env_id).entry_point)
+    except gymnasium.error.Error:
+        entry = ""
+    if entry.startswith("ale_py"):
+        return "atari"
+    if entry.startswith("minatar"):
+        return "minatar"
+    if action_space is not None and isinstance(action_space, gymnasium.spaces.Box):
+        return "continuous"
+    return "classic"
 
 
 def check_env(spec: RunSpec) -> str:
@@ -64,8 +77,6 @@ def check_env(spec: RunSpec) -> str:
     Returns a one-line description of the spaces.
     """
     from gymnasium import spaces
-
-    from .families import env_family
 
     obs, act = env_spaces(spec.env_id)
     family = env_family(spec.env_id, act)

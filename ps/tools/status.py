@@ -25,9 +25,9 @@ class StatusClient:
     """The one place ps-status opens its channel (credentials or TLS options go here)."""
 
     def __init__(self, address: str, timeout: float, token: str = "", tls_ca: str = "") -> None:
-        from .api.v1 import parameter_server_pb2 as pb
-        from .api.v1 import parameter_server_pb2_grpc as pb_grpc
-        from .auth import call_metadata, client_channel
+        from ps.api.v1 import parameter_server_pb2 as pb
+        from ps.api.v1 import parameter_server_pb2_grpc as pb_grpc
+        from ps.api.channel import call_metadata, client_channel
         self.address, self.timeout = address, timeout
         self._request = pb.StatusRequest()
         self._channel = client_channel(address, tls_ca)
@@ -146,8 +146,8 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     import grpc
 
-    from .auth import load_token
-    from .config import ConfigError
+    from ps.api.channel import load_token
+    from ps.api.spec import ConfigError
     try:
         client = StatusClient(args.ps, args.timeout, load_token(args.token_file), args.tls_ca)
     except ConfigError as err:

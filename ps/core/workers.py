@@ -67,5 +67,13 @@ class WorkerRegistry:
         return gone
 
     @property
+    def next_id(self) -> int:
+        """The id the next registration gets; checkpointed so ids stay unique across restarts."""
+        return self._next_id
+
+    def continue_ids_from(self, next_id: int) -> None:
+        self._next_id = max(self._next_id, int(next_id))
+
+    @property
     def connected(self) -> list[WorkerInfo]:
         return [w for w in self.workers.values() if w.connected]

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .progress import summary_lines
-from .staleness import StalenessStats
+from ps.service.progress import summary_lines
+from ps.core.staleness import StalenessStats
 
 log = logging.getLogger("ps.report")
 PLOTS = ("learning_curve.png", "staleness.png", "throughput.png")

@@ -8,8 +8,16 @@ import csv
 import threading
 from pathlib import Path
 
+from ps.api.source import Push, PushOutcome
+
 COLUMNS = ("time_seconds", "worker_id", "base_version", "applied_version", "staleness",
            "env_steps", "grad_norm", "learning_rate", "applied")
+
+
+def row(push: Push, outcome: PushOutcome) -> tuple:
+    """One push's row, in COLUMNS' order."""
+    return (round(outcome.time, 4), push.worker_id, push.base_version, outcome.version_at_apply, outcome.staleness,
+            push.env_steps, round(outcome.grad_norm, 6), outcome.learning_rate, int(outcome.applied))
 
 
 class PushLog:
@@ -26,10 +34,10 @@ class PushLog:
         self._thread = threading.Thread(target=self._run, name="pushlog", daemon=True)
         self._thread.start()
 
-    def append(self, row: tuple) -> None:
+    def append(self, push: Push, outcome: PushOutcome) -> None:
         """May run concurrently."""
         with self._lock:
-            self._rows.append(row)
+            self._rows.append(row(push, outcome))
 
     def flush(self) -> None:
         with self._lock:

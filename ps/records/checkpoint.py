@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .layout import Layout
+from ps.api.layout import Layout
 
 log = logging.getLogger("ps.checkpoint")
 MAGIC = b"A3C-CHECKPOINT 1\n"

@@ -11,9 +11,10 @@ import logging
 import os
 from pathlib import Path
 
-from . import checkpoint
-from .checkpoint import CheckpointError
-from .config import RunSpec, ServerConfig
+from ps.records import checkpoint
+from ps.records.checkpoint import CheckpointError
+from ps.api.spec import RunSpec
+from ps.config import ServerConfig
 
 log = logging.getLogger("ps.resume")
 RECORDS = (checkpoint.DIR_NAME, "pushes.csv", "summary.json")

@@ -11,8 +11,9 @@ import threading
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-from .events import Observer, PushEvent
-from .staleness import BUCKETS
+from ps.api.source import Push, PushOutcome
+from ps.core.observers import Observer
+from ps.core.staleness import BUCKETS
 
 log = logging.getLogger("ps.metrics")
 
@@ -61,8 +62,8 @@ class PrometheusMetrics(Observer):
         self._httpd, _thread = start_http_server(port, addr=host, registry=self.registry)
         return self._httpd.server_port
 
-    def on_push(self, event: PushEvent) -> None:
-        self.env_steps.inc(event.env_steps)
+    def on_push(self, push: Push, event: PushOutcome) -> None:
+        self.env_steps.inc(push.env_steps)
         self.push_seconds.observe(event.server_seconds)
         if event.applied:
             self.updates.inc()
@@ -74,15 +75,15 @@ class PrometheusMetrics(Observer):
         if event.mean100 is not None:
             self.mean100.set(event.mean100)
         with self._lock:
-            if event.worker_id not in self._connected:
+            if push.worker_id not in self._connected:
                 return  # a late push from a worker that already left: no series to revive
-            label = str(event.worker_id)
+            label = str(push.worker_id)
             self.worker_pushes.labels(label).inc()
-            self.worker_env_steps.labels(label).inc(event.env_steps)
+            self.worker_env_steps.labels(label).inc(push.env_steps)
             if event.applied:
-                total, count = self._staleness_sums.get(event.worker_id, (0, 0))
+                total, count = self._staleness_sums.get(push.worker_id, (0, 0))
                 total, count = total + event.staleness, count + 1
-                self._staleness_sums[event.worker_id] = (total, count)
+                self._staleness_sums[push.worker_id] = (total, count)
                 self.worker_staleness.labels(label).set(total / count)
 
     def on_reject(self, reason: str) -> None:

@@ -9,7 +9,8 @@ import threading
 import time
 from collections import deque
 
-from .events import Observer, PushEvent
+from ps.api.source import Push, PushOutcome
+from ps.core.observers import Observer
 
 WINDOW_SECONDS = 10.0
 
@@ -24,12 +25,12 @@ class RateWindow(Observer):
         self._pushes: deque[tuple[float, int]] = deque()   # (time, env steps) of recent pushes
         self._lock = threading.Lock()
 
-    def on_push(self, event: PushEvent) -> None:
+    def on_push(self, push: Push, event: PushOutcome) -> None:
         if not event.applied:
             return
         now = self._clock()
         with self._lock:
-            self._pushes.append((now, event.env_steps))
+            self._pushes.append((now, push.env_steps))
             self._trim(now)
 
     def rates(self) -> tuple[float, float]:
