@@ -110,7 +110,7 @@ class PushRequest(_message.Message):
     def __init__(self, worker_id: _Optional[int] = ..., base_version: _Optional[int] = ..., gradients: _Optional[_Union[Tensor, _Mapping]] = ..., env_steps: _Optional[int] = ..., episode_returns: _Optional[_Iterable[float]] = ..., episode_lengths: _Optional[_Iterable[int]] = ..., stats: _Optional[_Mapping[str, float]] = ..., target_version: _Optional[int] = ..., incarnation: _Optional[str] = ...) -> None: ...
 
 class PushReply(_message.Message):
-    __slots__ = ("applied", "dropped_reason", "version", "params", "staleness", "stop", "global_step", "target_version", "target_params", "learning_rate")
+    __slots__ = ("applied", "dropped_reason", "version", "params", "staleness", "stop", "global_step", "target_version", "target_params", "learning_rate", "padding")
     APPLIED_FIELD_NUMBER: _ClassVar[int]
     DROPPED_REASON_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -121,6 +121,7 @@ class PushReply(_message.Message):
     TARGET_VERSION_FIELD_NUMBER: _ClassVar[int]
     TARGET_PARAMS_FIELD_NUMBER: _ClassVar[int]
     LEARNING_RATE_FIELD_NUMBER: _ClassVar[int]
+    PADDING_FIELD_NUMBER: _ClassVar[int]
     applied: bool
     dropped_reason: str
     version: int
@@ -131,21 +132,8 @@ class PushReply(_message.Message):
     target_version: int
     target_params: Tensor
     learning_rate: float
-    def __init__(self, applied: _Optional[bool] = ..., dropped_reason: _Optional[str] = ..., version: _Optional[int] = ..., params: _Optional[_Union[Tensor, _Mapping]] = ..., staleness: _Optional[int] = ..., stop: _Optional[bool] = ..., global_step: _Optional[int] = ..., target_version: _Optional[int] = ..., target_params: _Optional[_Union[Tensor, _Mapping]] = ..., learning_rate: _Optional[float] = ...) -> None: ...
-
-class HeartbeatRequest(_message.Message):
-    __slots__ = ("worker_id", "incarnation")
-    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
-    INCARNATION_FIELD_NUMBER: _ClassVar[int]
-    worker_id: int
-    incarnation: str
-    def __init__(self, worker_id: _Optional[int] = ..., incarnation: _Optional[str] = ...) -> None: ...
-
-class HeartbeatReply(_message.Message):
-    __slots__ = ("stop",)
-    STOP_FIELD_NUMBER: _ClassVar[int]
-    stop: bool
-    def __init__(self, stop: _Optional[bool] = ...) -> None: ...
+    padding: bytes
+    def __init__(self, applied: _Optional[bool] = ..., dropped_reason: _Optional[str] = ..., version: _Optional[int] = ..., params: _Optional[_Union[Tensor, _Mapping]] = ..., staleness: _Optional[int] = ..., stop: _Optional[bool] = ..., global_step: _Optional[int] = ..., target_version: _Optional[int] = ..., target_params: _Optional[_Union[Tensor, _Mapping]] = ..., learning_rate: _Optional[float] = ..., padding: _Optional[bytes] = ...) -> None: ...
 
 class LeaveRequest(_message.Message):
     __slots__ = ("worker_id", "reason", "incarnation")

@@ -49,11 +49,6 @@ class ParameterServerStub:
                 request_serializer=ps_dot_api_dot_v1_dot_parameter__server__pb2.PushRequest.SerializeToString,
                 response_deserializer=ps_dot_api_dot_v1_dot_parameter__server__pb2.PushReply.FromString,
                 _registered_method=True)
-        self.Heartbeat = channel.unary_unary(
-                '/a3c.ps.v1.ParameterServer/Heartbeat',
-                request_serializer=ps_dot_api_dot_v1_dot_parameter__server__pb2.HeartbeatRequest.SerializeToString,
-                response_deserializer=ps_dot_api_dot_v1_dot_parameter__server__pb2.HeartbeatReply.FromString,
-                _registered_method=True)
         self.Leave = channel.unary_unary(
                 '/a3c.ps.v1.ParameterServer/Leave',
                 request_serializer=ps_dot_api_dot_v1_dot_parameter__server__pb2.LeaveRequest.SerializeToString,
@@ -82,12 +77,6 @@ class ParameterServerServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Push(self, request, context):
-        """Missing associated documentation comment in .proto file."""
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def Heartbeat(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -122,11 +111,6 @@ def add_ParameterServerServicer_to_server(servicer, server):
                     servicer.Push,
                     request_deserializer=ps_dot_api_dot_v1_dot_parameter__server__pb2.PushRequest.FromString,
                     response_serializer=ps_dot_api_dot_v1_dot_parameter__server__pb2.PushReply.SerializeToString,
-            ),
-            'Heartbeat': grpc.unary_unary_rpc_method_handler(
-                    servicer.Heartbeat,
-                    request_deserializer=ps_dot_api_dot_v1_dot_parameter__server__pb2.HeartbeatRequest.FromString,
-                    response_serializer=ps_dot_api_dot_v1_dot_parameter__server__pb2.HeartbeatReply.SerializeToString,
             ),
             'Leave': grpc.unary_unary_rpc_method_handler(
                     servicer.Leave,
@@ -220,33 +204,6 @@ class ParameterServer:
             '/a3c.ps.v1.ParameterServer/Push',
             ps_dot_api_dot_v1_dot_parameter__server__pb2.PushRequest.SerializeToString,
             ps_dot_api_dot_v1_dot_parameter__server__pb2.PushReply.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def Heartbeat(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/a3c.ps.v1.ParameterServer/Heartbeat',
-            ps_dot_api_dot_v1_dot_parameter__server__pb2.HeartbeatRequest.SerializeToString,
-            ps_dot_api_dot_v1_dot_parameter__server__pb2.HeartbeatReply.FromString,
             options,
             channel_credentials,
             insecure,
