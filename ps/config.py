@@ -6,6 +6,9 @@ what is wrong.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
+
+from tyro.conf import arg  # names a field's flag where it is not --field-name (ps/options.py)
 
 from ps.api.spec import ConfigError
 
@@ -28,13 +31,13 @@ class ServerConfig:
     """Period of the progress line."""
     stop_grace_seconds: float = 10.0
     """After the run ends, how long to wait for workers to hear 'stop' before exiting."""
-    worker_timeout_seconds: float = 30.0
+    worker_timeout_seconds: Annotated[float, arg(name="worker-timeout")] = 30.0
     """A worker silent for this long is dropped from the connected set."""
     # --- observability (metrics, status, TensorBoard, report) ---
     metrics_port: int = -1
     """Port of the Prometheus /metrics endpoint (on --host); -1 turns it off, 0 picks a free one (written to run_dir/metrics_port)."""
     # --- faults, checkpoints and security (ps/checkpoint.py, ps/auth.py) ---
-    checkpoint_every_seconds: float = 30.0
+    checkpoint_every_seconds: Annotated[float, arg(name="checkpoint-every")] = 30.0
     """Write a checkpoint (parameters, optimizer statistics, T, version ...) this often, and at stop; 0 = only at stop."""
     fresh: bool = False
     """Start over even if run_dir holds a checkpoint (the old one is moved to run_dir/replaced-<time>/)."""

@@ -8,6 +8,9 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass
+from typing import Annotated
+
+from tyro.conf import arg  # names a field's flag where it is not --field-name (ps/options.py)
 
 ALGORITHMS = ("a3c", "one-step-q", "one-step-sarsa", "n-step-q")
 VALUE_BASED = ("one-step-q", "one-step-sarsa", "n-step-q")
@@ -24,7 +27,7 @@ class ConfigError(ValueError):
 class RunSpec:
     """Everything a worker needs to act and learn; set once on the server, sent at registration."""
 
-    env_id: str = "CartPole-v1"
+    env_id: Annotated[str, arg(name="env")] = "CartPole-v1"
     """Gymnasium environment id every worker builds."""
     algo: str = "a3c"
     """a3c, one-step-q, one-step-sarsa or n-step-q."""
@@ -32,7 +35,7 @@ class RunSpec:
     """Run seed; each worker's seed is derived from it and the worker id."""
     t_max: int = 4
     """Steps per environment between pushes (the paper's t_max)."""
-    envs_per_worker: int = 64
+    envs_per_worker: Annotated[int, arg(name="envs")] = 64
     """Environments each worker steps in lockstep with one batched forward; a push sums over all."""
     gamma: float = 0.99
     """Discount factor."""
