@@ -15,6 +15,7 @@ from ps.config import ServerConfig
 from ps.core.parameter_server import ParameterServer
 from ps.api.layout import Layout
 from tests.conftest import cli, kill, start_server, start_worker
+from ps.api.source import Push
 
 RUN = ("--env", "CartPole-v1", "--algo", "a3c", "--seed", "1", "--target-return", "none", "--envs", "4")
 
@@ -127,7 +128,7 @@ def _two_checkpoints(run_dir):
     wid, _ = core.register("test", 1)
     core.pull(wid, layout, np.zeros(layout.size, np.float32).tobytes())
     older = checkpoint.save(checkpoint.checkpoint_dir(run_dir), core.state_dict())
-    core.push(wid, 0, np.ones(layout.size, np.float32).tobytes(), "float32", [layout.size], 5, [], [], {})
+    core.push(Push(worker_id=wid, base_version=0, gradient=np.ones(layout.size, np.float32).tobytes(), shape=[layout.size], env_steps=5))
     newest = checkpoint.save(checkpoint.checkpoint_dir(run_dir), core.state_dict())
     core.close()
     return older, newest

@@ -13,6 +13,7 @@ from ps.api.spec import RunSpec
 from ps.config import ServerConfig
 from ps.core.parameter_server import ParameterServer
 from ps.api.layout import Layout
+from ps.api.source import Push
 
 LAYOUT = Layout.from_pairs([("w", (4, 2)), ("b", (2,))])
 N = LAYOUT.size
@@ -84,8 +85,7 @@ def _drive(core: ParameterServer, pushes: int, seed: int = 0) -> None:
     wid, _ = core.register("test", 1)
     core.pull(wid, LAYOUT, np.linspace(-1, 1, N, dtype=np.float32).tobytes())
     for i in range(pushes):
-        core.push(wid, max(0, core.version - i % 3), rng.normal(size=N).astype(np.float32).tobytes(), "float32",
-                  [N], 40, [float(i)], [10], {})
+        core.push(Push(worker_id=wid, base_version=max(0, core.version - i % 3), gradient=rng.normal(size=N).astype(np.float32).tobytes(), shape=[N], env_steps=40, episode_returns=[float(i)], episode_lengths=[10]))
 
 
 def test_core_state_round_trips_through_a_checkpoint_and_training_continues_identically(tmp_path):
@@ -105,8 +105,8 @@ def test_core_state_round_trips_through_a_checkpoint_and_training_continues_iden
     # the same next push gives the same parameters on both
     d = np.full(N, 0.5, np.float32).tobytes()
     wid_a, _ = a.register("again", 2)
-    ra = a.push(wid_a, a.version, d, "float32", [N], 40, [], [], {})
-    rb = b.push(wid_b, b.version, d, "float32", [N], 40, [], [], {})
+    ra = a.push(Push(worker_id=wid_a, base_version=a.version, gradient=d, shape=[N], env_steps=40))
+    rb = b.push(Push(worker_id=wid_b, base_version=b.version, gradient=d, shape=[N], env_steps=40))
     assert ra.params == rb.params and ra.version == rb.version
     a.close()
     b.close()

@@ -19,6 +19,7 @@ from ps.api.layout import Layout
 from ps.core.target import TargetNetwork
 from worker.algorithms.q_learning import (FINAL_EPSILONS, draw_final_epsilon, epsilon_at, epsilon_greedy,
                                           n_step_q_targets, one_step_q_targets, one_step_sarsa_targets, q_loss)
+from ps.api.source import Push
 
 GAMMA = 0.9
 # A hand-made 4-step trajectory of one env: rewards, and Q(s', .; theta-) after each step.
@@ -135,7 +136,7 @@ def test_server_copies_theta_minus_at_the_right_push_and_sends_it_only_on_a_vers
     g = np.ones(3, np.float32).tobytes()
     versions, sent = [], []
     for _ in range(6):  # 40 env steps per push: T = 40, 80, 120, 160, 200, 240
-        r = core.push(wid, core.version, g, "float32", [3], 40, [], [], {}, target_version=held)
+        r = core.push(Push(worker_id=wid, base_version=core.version, gradient=g, shape=[3], env_steps=40, target_version=held))
         versions.append(r.target_version)
         sent.append(bool(r.target_params))
         if r.target_params:

@@ -16,6 +16,7 @@ from ps.api.layout import Layout
 from ps.service.progress import summary_lines
 from ps.records.summary import summary_from_status, write_json_atomic
 from ps.service.tensorboard import TensorBoardWriter
+from ps.api.source import Push
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 LAGS = (0, 1, 0, 3, 2, 9, 1, 0, 17)   # base version = version - lag: staleness spread over several buckets
@@ -34,10 +35,8 @@ def finished_run(tmp_path_factory):
     for i in range(600):
         grad = rng.standard_normal(layout.size).astype("<f4").tobytes()
         returns = [float(10 + i // 3 + k) for k in range(i % 3)]   # rising returns, 0-2 episodes per push
-        core.push(ids[i % 2], max(0, core.version - LAGS[i % len(LAGS)]), grad, "float32", [layout.size],
-                  40, returns, [int(r) for r in returns],
-                  {"policy_loss": 0.1, "value_loss": 1.0 / (1 + i), "entropy": 0.69})
-    core.push(ids[0], core.version, grad, "float32", [layout.size], 40, [300.0], [300], {})  # ends on an episode
+        core.push(Push(worker_id=ids[i % 2], base_version=max(0, core.version - LAGS[i % len(LAGS)]), gradient=grad, shape=[layout.size], env_steps=40, episode_returns=returns, episode_lengths=[int(r) for r in returns], stats={"policy_loss": 0.1, "value_loss": 1.0 / (1 + i), "entropy": 0.69}))
+    core.push(Push(worker_id=ids[0], base_version=core.version, gradient=grad, shape=[layout.size], env_steps=40, episode_returns=[300.0], episode_lengths=[300]))  # ends on an episode
     write_json_atomic(run_dir / "summary.json", summary_from_status(core.status()))
     core.close()
     return run_dir

@@ -8,6 +8,7 @@ from ps.config import ServerConfig
 from ps.core.parameter_server import ParameterServer
 from ps.api.layout import Layout
 from ps.core.staleness import StalenessStats
+from ps.api.source import Push
 
 LAYOUT = Layout.from_pairs([("w", (3,))])
 
@@ -21,7 +22,7 @@ def core(tmp_path):
 
 def _push(core, wid, base):
     g = np.ones(3, dtype=np.float32).tobytes()
-    return core.push(wid, base, g, "float32", [3], 5, [], [], {})
+    return core.push(Push(worker_id=wid, base_version=base, gradient=g, shape=[3], env_steps=5))
 
 
 def test_interleaved_pushes_from_three_clients(core):

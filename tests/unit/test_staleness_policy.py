@@ -8,6 +8,7 @@ from ps.config import ServerConfig
 from ps.core.parameter_server import ParameterServer
 from ps.api.layout import Layout
 from ps.core.staleness import TOO_STALE, decide
+from ps.api.source import Push
 
 LR = 0.01
 
@@ -50,10 +51,10 @@ def test_server_drops_a_too_stale_push_counts_it_and_leaves_params(tmp_path):
         for wid in ids:
             core.pull(wid, layout, np.zeros(2, np.float32).tobytes())
         g = np.ones(2, np.float32).tobytes()
-        r0 = core.push(ids[0], 0, g, "float32", [2], 5, [], [], {})  # staleness 0
-        r1 = core.push(ids[1], 0, g, "float32", [2], 5, [], [], {})  # staleness 1: at the bound, lr / 1
+        r0 = core.push(Push(worker_id=ids[0], base_version=0, gradient=g, shape=[2], env_steps=5))  # staleness 0
+        r1 = core.push(Push(worker_id=ids[1], base_version=0, gradient=g, shape=[2], env_steps=5))  # staleness 1: at the bound, lr / 1
         before = core.params_snapshot()[1]
-        r2 = core.push(ids[2], 0, g, "float32", [2], 5, [], [], {})  # staleness 2: dropped
+        r2 = core.push(Push(worker_id=ids[2], base_version=0, gradient=g, shape=[2], env_steps=5))  # staleness 2: dropped
         assert (r0.applied, r1.applied, r2.applied) == (True, True, False)
         assert r2.dropped_reason == TOO_STALE and r2.version == 2 and r2.learning_rate == 0.0
         np.testing.assert_array_equal(core.params_snapshot()[1], before)

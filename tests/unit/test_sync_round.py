@@ -8,6 +8,7 @@ from ps.api.spec import RunSpec
 from ps.config import ServerConfig
 from ps.core.parameter_server import ParameterServer
 from ps.api.layout import Layout
+from ps.api.source import Push
 
 LAYOUT = Layout.from_pairs([("w", (2,))])
 
@@ -26,7 +27,7 @@ def _push_all(core, ids, grads):
     results = {}
 
     def push(wid, g):
-        results[wid] = core.push(wid, 0, np.array(g, np.float32).tobytes(), "float32", [2], 5, [], [], {})
+        results[wid] = core.push(Push(worker_id=wid, base_version=0, gradient=np.array(g, np.float32).tobytes(), shape=[2], env_steps=5))
     threads = [threading.Thread(target=push, args=(w, g)) for w, g in zip(ids, grads)]
     for t in threads:
         t.start()
