@@ -8,7 +8,7 @@ statistics"): one statistics vector g for all workers,
 
 with the learning rate annealed linearly to 0 over the run's total steps.
 
-Each rule runs as a fused single-pass C kernel (ps/_kernels.c, built by setup.py, run without the GIL)
+Each rule runs as a fused single-pass C kernel (ps/core/_kernels.c, built by setup.py, run without the GIL)
 where it was built: numpy needs 9 passes over the buffers for one RMSProp step. The numpy functions
 below are the reference the kernels are tested against and the fallback of an install built without a
 C compiler; KERNEL says which is in use. Both take d_scale and step with d * d_scale, so a clipped
@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 try:
-    from ps import _kernels
+    from ps.core import _kernels
 except ImportError:  # setup.py's extension is optional: no compiler, no kernel
     _kernels = None
 

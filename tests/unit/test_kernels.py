@@ -77,28 +77,27 @@ def test_a_float16_gradient_is_widened_before_the_step(make):
 
 
 @settings(max_examples=40, deadline=None)
-@given(size=SIZES, seed=st.integers(0, 2**32 - 1), head=st.binary(max_size=40), tail=st.binary(max_size=40),
-       rule=st.sampled_from(["rmsprop", "momentum"]))
-def test_a_framed_step_returns_head_new_theta_tail_and_steps_as_the_plain_one(size, seed, head, tail, rule):
+@given(size=SIZES, seed=st.integers(0, 2**32 - 1), rule=st.sampled_from(["rmsprop", "momentum"]))
+def test_a_step_with_out_writes_the_new_theta_there_and_steps_as_the_plain_one(size, seed, rule):
     theta, state, (d,) = arrays(size, seed, 1)
     plain_theta, plain_state = theta.copy(), state.copy()
     args = (0.7, 0.01, 0.9) + ((1e-3,) if rule == "rmsprop" else ())
-    framed = getattr(kernels, rule)(theta, state, d, *args, head, tail)
+    out = np.full(size, np.nan, np.float32)
+    assert getattr(kernels, rule)(theta, state, d, *args, out) is None
     assert getattr(kernels, rule)(plain_theta, plain_state, d, *args) is None
-    assert type(framed) is bytes and framed == head + theta.tobytes() + tail
+    np.testing.assert_array_equal(out, theta)
     np.testing.assert_array_equal(theta, plain_theta)
     np.testing.assert_array_equal(state, plain_state)
 
 
 @pytest.mark.parametrize("make", [lambda: SharedRMSProp(9, 0.99, 0.1), lambda: MomentumSGD(9, 0.9)],
                          ids=["shared-rmsprop", "momentum-sgd"])
-def test_the_numpy_fallback_frames_like_the_kernel(make, monkeypatch):
+def test_the_numpy_fallback_writes_out_like_the_kernel(make, monkeypatch):
     theta, _, (d,) = arrays(9, seed=4, steps=1)
-    frame = (b"head", b"tail")
+    out = np.zeros(9, np.float32)
     monkeypatch.setattr(optim, "_kernels", None)
-    reply = make().apply(theta, d, 0.01, worker_id=1, scale=0.7, frame=frame)
-    assert reply == b"head" + theta.tobytes() + b"tail"
-    assert make().apply(theta, d, 0.01, worker_id=1) is None
+    make().apply(theta, d, 0.01, worker_id=1, scale=0.7, out=out)
+    np.testing.assert_array_equal(out, theta)
 
 
 def f32(n: int) -> np.ndarray:
@@ -168,21 +167,6 @@ def test_widen_refuses_what_is_not_float16_into_float32():
         kernels.widen(np.zeros(4, np.float16), np.zeros(5, np.float32))
 
 
-@settings(max_examples=40, deadline=None)
-@given(size=SIZES, seed=st.integers(0, 2**32 - 1))
-def test_narrowing_to_float16_saturates_and_keeps_nan_as_numpy_does(size, seed):
-    top = float(np.finfo(np.float16).max)
-    d = np.random.default_rng(seed).normal(scale=3e4, size=size).astype(np.float32)
-    specials = np.array([1e6, -1e6, np.nan, np.inf, -np.inf, 65519.0, -0.0, 1e-8], np.float32)
-    for wide in (d, specials):
-        np.testing.assert_array_equal(optim.narrow_to_float16(wide), np.clip(wide, -top, top).astype(np.float16))
-
-
-def test_narrow_refuses_a_float32_destination():
-    with pytest.raises(ValueError, match="dst must be float16"):
-        kernels.narrow(np.zeros(4, np.float32), np.zeros(4, np.float32))
-
-
 @pytest.mark.parametrize("offset", [1, 2, 3])
 def test_kernels_read_and_write_buffers_at_any_address(offset):
     # A pushed gradient is a view into the received message and starts wherever its header ends.
@@ -204,19 +188,26 @@ def test_kernels_read_and_write_buffers_at_any_address(offset):
     assert kernels.sumsq(d) == pytest.approx(float(np.dot(values.astype(np.float64), values)), rel=1e-12)
     half = at(np.float16, n, values)
     np.testing.assert_array_equal(optim.widen_float16(half), values.astype(np.float16).astype(np.float32))
-    out = at(np.float16, n, 0)
-    kernels.narrow(d, out)
-    np.testing.assert_array_equal(out, values.astype(np.float16))
+    out = at(np.float32, n, 0)
+    kernels.momentum(at(np.float32, n, 0.5), at(np.float32, n, 0.0), d, 1.0, 0.1, 0.9, out)
+    assert np.isfinite(out).all() and not out.flags.aligned
 
 
-@pytest.mark.parametrize("rule, frame, message", [
-    ("rmsprop", dict(head=b"head"), "both or neither"),
-    ("momentum", dict(head=None, tail=b""), "both or neither"),
-    ("rmsprop", dict(head="head", tail=b""), "bytes-like"),
+@pytest.mark.parametrize("rule, out, message", [
+    ("rmsprop", np.zeros(4, np.float32), "theta's length"),
+    ("momentum", np.zeros(3, np.float16), "out must be float32"),
+    ("momentum", b"\0" * 12, "read-only"),
 ])
-def test_a_bad_frame_is_refused_and_nothing_is_stepped(rule, frame, message):
+def test_a_bad_out_is_refused_and_nothing_is_stepped(rule, out, message):
     theta, state, d = np.ones(3, np.float32), np.ones(3, np.float32), np.ones(3, np.float32)
     args = (1.0, 0.1, 0.9) + ((1e-8,) if rule == "rmsprop" else ())
-    with pytest.raises(TypeError, match=message):
-        getattr(kernels, rule)(theta, state, d, *args, **frame)
+    with pytest.raises(ValueError, match=message):
+        getattr(kernels, rule)(theta, state, d, *args, out)
     assert theta.tolist() == [1.0] * 3 and state.tolist() == [1.0] * 3
+
+
+def test_out_may_not_overlap_the_operands():
+    theta, state, d = np.ones(3, np.float32), np.ones(3, np.float32), np.ones(3, np.float32)
+    with pytest.raises(ValueError, match="overlap"):
+        kernels.rmsprop(theta, state, d, 1.0, 0.1, 0.9, 1e-8, theta)
+    assert theta.tolist() == [1.0] * 3

@@ -1,9 +1,10 @@
-"""The push reply the core frames: theta after the push, one version exactly, on every path.
+"""The push reply: theta after the push, one version exactly, on every path.
 
-An applied asynchronous push without a target network has its reply written by the update kernel in
-the same pass (ps/_kernels.c); dropped pushes, synchronous rounds and the Q methods' target network
-frame theta after the update instead. Each is checked against the server's state after the push,
-and the kernels' replies against the numpy reference's.
+An applied asynchronous push without a target network has theta written into the reply's parameter
+region by the update kernel in the same pass (ps/core/_kernels.c, the core's out=); dropped pushes,
+synchronous rounds and the Q methods' target network copy theta there after the update instead. Each
+reply (ps/service/reply.py, read back as a PushReply) is checked against the server's state after the
+push, and the kernels' replies against the numpy reference's.
 """
 import numpy as np
 import pytest
@@ -15,7 +16,9 @@ from ps.api.spec import RunSpec
 from ps.config import ServerConfig
 from ps.core.parameter_server import ParameterServer
 from ps.api.layout import Layout
-from ps.service.grpc_service import _push_frame
+from ps.api.source import Push
+from ps.service import reply as reply_module
+from ps.service.reply import PushReplyBuffer
 
 N = 1001  # not a multiple of the kernels' vector width
 SPECS = {
@@ -43,8 +46,10 @@ def _pushes(tmp_path, spec_args: dict, tag: str):
         for i in range(6):
             base = max(0, core.version - i % 3)
             grad = rng.normal(size=N).astype(np.float32).tobytes()
-            result = core.push(ids[i % len(ids)], base, grad, "float32", [N], 10, [], [], {}, frame=_push_frame)
-            reply, tensor, data = split_tensor(result.params, pb.PushReply, "params")
+            buffer = PushReplyBuffer(core.params_nbytes())
+            raw = buffer.finish(core.push(Push(ids[i % len(ids)], base, grad, 10, shape=(N,)), out=buffer.params))
+            assert type(raw) is bytes
+            reply, tensor, data = split_tensor(raw, pb.PushReply, "params")
             out.append((reply, list(tensor.shape), np.frombuffer(data, np.float32).copy(),
                         core.params_snapshot()[1], core.version))
         return out
@@ -68,6 +73,7 @@ def test_kernel_replies_match_the_numpy_reference(tmp_path, monkeypatch, name):
     assert optim.KERNEL == "c"
     fused = _pushes(tmp_path, SPECS[name], "c")
     monkeypatch.setattr(optim, "_kernels", None)
+    monkeypatch.setattr(reply_module, "BytesBuf", None)  # the reply in a bytearray, as without the extension
     reference = _pushes(tmp_path, SPECS[name], "numpy")
     for (reply, _, params, *_), (ref_reply, _, ref_params, *_) in zip(fused, reference):
         target, ref_target = (np.frombuffer(r.target_params.data, np.float32) for r in (reply, ref_reply))
@@ -76,3 +82,30 @@ def test_kernel_replies_match_the_numpy_reference(tmp_path, monkeypatch, name):
         assert reply == ref_reply  # every other field: the same
         np.testing.assert_allclose(params, ref_params, rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(target, ref_target, rtol=1e-5, atol=1e-6)
+
+
+def test_the_reply_parses_as_protobuf_itself_does_and_padding_fills_it_exactly():
+    for dropped_reason in ("", "x" * 200):  # a long reason is cut, never spills past the fixed size
+        buffer = PushReplyBuffer(4 * 3)
+        buffer.params[:] = [1.5, -2.0, 3.25]
+        from ps.api.source import PushOutcome
+        raw = buffer.finish(PushOutcome(False, dropped_reason, 2**40, 7, True, 2**50, 1e-3))
+        whole = pb.PushReply.FromString(raw)
+        assert list(np.frombuffer(whole.params.data, np.float32)) == [1.5, -2.0, 3.25]
+        assert (whole.version, whole.staleness, whole.stop, whole.global_step) == (2**40, 7, True, 2**50)
+        assert whole.dropped_reason == dropped_reason[:64]
+
+
+def test_a_reply_is_handed_out_once_and_never_written_after():
+    buffer = PushReplyBuffer(8)
+    if reply_module.BytesBuf is None:
+        pytest.skip("built without the _bytesbuf extension")
+    view = memoryview(reply_module.BytesBuf(4))
+    with pytest.raises(BufferError, match="still alive"):
+        reply_module.BytesBuf.take(view.obj)
+    view.release()
+    from ps.api.source import PushOutcome
+    raw = buffer.finish(PushOutcome(True, "", 1, 0, False, 5, 0.1))
+    with pytest.raises(BufferError):
+        memoryview(buffer._buf)  # taken: no more writers
+    assert pb.PushReply.FromString(raw).version == 1
