@@ -34,12 +34,11 @@ def learn_step_rate(lstm: bool, seconds: float) -> float:
     """Agent steps/s of one worker's act-and-learn loop alone (no server): the baseline."""
     import torch
 
-    from ps.api.spec import RunSpec
-    from ps.api.defaults import with_env_defaults
+    from ps.api.defaults import resolve_spec
     from worker.agents.a3c import A3CAgent
     from worker.envs import EnvBatch
     torch.set_num_threads(1)
-    spec = with_env_defaults(RunSpec(env_id=PONG, lstm=lstm), given=set())
+    spec = resolve_spec({"env_id": PONG, "lstm": lstm})
     envs = EnvBatch(PONG, spec.envs_per_worker, seed=0)
     agent = A3CAgent(spec, envs, seed=0)
     agent.learn_step(envs)  # warm-up
@@ -55,14 +54,14 @@ def wire_and_server_cost(lstm: bool, pushes: int = 30) -> tuple[int, int, float,
     """(push bytes, reply bytes, server seconds per push, parameters) for Pong's network."""
     from ps.api.framing import join_tensor, split_tensor
     from ps.api.v1 import parameter_server_pb2 as pb
-    from ps.api.spec import RunSpec
+    from ps.api.defaults import resolve_spec
+    from ps.api.source import Push
     from ps.config import ServerConfig
     from ps.core.parameter_server import ParameterServer
-    from ps.api.defaults import with_env_defaults
-    from ps.service.grpc_service import _push_frame
+    from ps.service.reply import PushReplyBuffer
     from worker.models import FlatParams, build_model
     from worker.envs import make_env
-    spec = with_env_defaults(RunSpec(env_id=PONG, lstm=lstm, target_return=None), given=set())
+    spec = resolve_spec({"env_id": PONG, "lstm": lstm, "target_return": None})
     env = make_env(PONG)
     flat = FlatParams(build_model(spec, env.observation_space, env.action_space))
     env.close()
@@ -76,13 +75,14 @@ def wire_and_server_cost(lstm: bool, pushes: int = 30) -> tuple[int, int, float,
         core = ParameterServer(spec, ServerConfig(run_dir=run_dir))
         wid, _ = core.register("bench", 0)
         core.pull(wid, flat.layout, flat.values_bytes())
-        core.push(wid, 0, grads, "float32", [n], spec.steps_per_push, [], [], {}, frame=_push_frame)  # warm-up
         times = []
-        for _ in range(pushes):  # the whole reply, as ps.server.Push has the core frame it
+        for i in range(pushes + 1):  # the whole reply, as the service's Push makes it; the first warms up
             start = time.perf_counter()
-            core.push(wid, core.version, grads, "float32", [n], spec.steps_per_push, [], [], {}, frame=_push_frame)
-            times.append(time.perf_counter() - start)
-        # The server also cuts the gradient out of each request (outside the lock): ps.server.Push.
+            buffer = PushReplyBuffer(core.params_nbytes())
+            buffer.finish(core.push(Push(wid, core.version, grads, spec.steps_per_push, shape=(n,)), out=buffer.params))
+            if i:
+                times.append(time.perf_counter() - start)
+        # The server also cuts the gradient out of each request (outside the lock): the service's Push.
         wire = request.SerializeToString()
         for i in range(pushes):
             start = time.perf_counter()

@@ -109,7 +109,7 @@ def _layout(pairs):
     return pb.Layout(tensors=[pb.TensorSpec(name=n, shape=s) for n, s in pairs])
 
 
-# Every other field of Register, Pull, Push and Heartbeat: (call, status, counter, words in the message)
+# Every other field of Register, Pull and Push: (call, status, counter, words in the message)
 BAD_REQUESTS = {
     "host too long": (lambda s, w: s.Register(pb.RegisterRequest(host="h" * 300, pid=1), timeout=5),
                       "INVALID_ARGUMENT", "bad_register", "host"),
@@ -148,8 +148,8 @@ BAD_REQUESTS = {
     "push from an earlier incarnation": (
         lambda s, w: s.Push(pb.PushRequest(worker_id=w, gradients=_grad(), env_steps=5, incarnation="0ld1ncarnat10n"),
                             timeout=5), "NOT_FOUND", "unknown_worker", "register again"),
-    "heartbeat from an earlier incarnation": (
-        lambda s, w: s.Heartbeat(pb.HeartbeatRequest(worker_id=w, incarnation="0ld1ncarnat10n"), timeout=5),
+    "pull from an earlier incarnation": (
+        lambda s, w: s.Pull(pb.PullRequest(worker_id=w, incarnation="0ld1ncarnat10n"), timeout=5),
         "NOT_FOUND", "unknown_worker", "restarted"),
     "leave from an earlier incarnation": (
         lambda s, w: s.Leave(pb.LeaveRequest(worker_id=w, reason="x", incarnation="0ld1ncarnat10n"), timeout=5),

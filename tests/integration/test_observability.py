@@ -45,13 +45,13 @@ def _wait_until(predicate, timeout: float, what: str):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def _bad_heartbeat(address: str) -> None:
+def _bad_pull(address: str) -> None:
     """One refused request (an unknown worker id), so the rejected counter has a labelled series."""
     from ps.api.v1 import parameter_server_pb2 as pb
     from ps.api.v1 import parameter_server_pb2_grpc as pb_grpc
     with grpc.insecure_channel(address) as channel:
         with pytest.raises(grpc.RpcError) as err:
-            pb_grpc.ParameterServerStub(channel).Heartbeat(pb.HeartbeatRequest(worker_id=999), timeout=10)
+            pb_grpc.ParameterServerStub(channel).Pull(pb.PullRequest(worker_id=999), timeout=10)
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
 
 
@@ -68,7 +68,7 @@ def run(tmp_path_factory):
         for w in workers:
             w.send_signal(signal.SIGSTOP)
         time.sleep(1.0)  # pushes already on the wire finish
-        _bad_heartbeat(server.address)
+        _bad_pull(server.address)
         seen["status"] = _wait_until(lambda: (s := _status(server.address))["updates"] == len(_pushes(run_dir)) and s,
                                      10, "pushes.csv to catch up")
         seen["rows"] = _pushes(run_dir)

@@ -29,7 +29,7 @@ MUTANTS = 3           # ... each also sent as this many byte-mutated copies (che
 EXAMPLES = 105        # 105 x 25 x (1 + 3) = 10,500 in-process inputs
 RAW_OVER_GRPC = 300   # plus this many through real gRPC
 METHODS = {"Register": pb.RegisterRequest, "Pull": pb.PullRequest, "Push": pb.PushRequest,
-           "Heartbeat": pb.HeartbeatRequest, "Leave": pb.LeaveRequest, "Status": pb.StatusRequest}
+           "Leave": pb.LeaveRequest, "Status": pb.StatusRequest}
 
 
 class Aborted(Exception):
@@ -128,7 +128,6 @@ def messages(wid_and_incarnation):
             env_steps=st.one_of(st.integers(0, 50), int64), episode_returns=st.lists(floats, max_size=3),
             episode_lengths=st.lists(int64, max_size=3), stats=st.dictionaries(text, floats, max_size=3),
             target_version=int64, incarnation=incs)),
-        st.tuples(st.just("Heartbeat"), st.builds(pb.HeartbeatRequest, worker_id=wids, incarnation=incs)),
         st.tuples(st.just("Leave"), st.builds(pb.LeaveRequest, worker_id=int64, reason=text, incarnation=incs)),
         st.tuples(st.just("Status"), st.just(pb.StatusRequest())),
     )
