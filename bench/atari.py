@@ -98,13 +98,12 @@ def loopback_round_trip(lstm: bool, out: Path, pushes: int = 30) -> float:
     loopback, from a client that does nothing else: transport plus the server's whole handling."""
     import os
 
+    from ps.api.defaults import resolve_spec
     from ps.api.v1 import parameter_server_pb2 as pb
-    from ps.api.spec import RunSpec
-    from ps.api.defaults import with_env_defaults
     from worker.client import ClientConfig, PSClient
     from worker.envs import make_env
     from worker.models import FlatParams, build_model
-    spec = with_env_defaults(RunSpec(env_id=PONG, lstm=lstm), given=set())
+    spec = resolve_spec({"env_id": PONG, "lstm": lstm})
     env = make_env(PONG)
     flat = FlatParams(build_model(spec, env.observation_space, env.action_space))
     env.close()
