@@ -158,39 +158,20 @@ static void widen_loop(f32 *restrict dst, const f16 *restrict src, Py_ssize_t n)
         dst[i] = (float)src[i];
 }
 
-/* float32 -> float16 for a worker's --wire-dtype float16 push, saturating at +-65504 (float16's
- * largest finite value) so a large gradient is clipped rather than turned into Inf; NaN stays NaN
- * (comparisons with it are false), so the server still refuses it. */
-WIDEN_CLONES
-static void narrow_loop(f16 *restrict dst, const f32 *restrict src, Py_ssize_t n)
-{
-    const float top = 65504.0f;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        float x = src[i];
-        x = x > top ? top : (x < -top ? -top : x);
-        dst[i] = (_Float16)x;
-    }
-}
-
-PyDoc_STRVAR(narrow_doc,
-"narrow(src, dst)\n--\n\n"
-"Write the float32 buffer src into the float16 buffer dst, saturating at +-65504; NaN stays NaN.");
-
 PyDoc_STRVAR(widen_doc,
 "widen(src, dst)\n--\n\n"
 "Write the float16 buffer src into the float32 buffer dst (same element count).");
 
-/* narrow() and widen(): one buffer float32, the other float16, the same element count; then the
- * loop without the GIL. */
-static PyObject *convert(PyObject *args, const char *format, int to_half)
+/* widen(): src float16, dst float32, the same element count; then the loop without the GIL. */
+static PyObject *widen(PyObject *Py_UNUSED(self), PyObject *args)
 {
     PyObject *src_obj, *dst_obj;
     Py_buffer src, dst;
-    if (!PyArg_ParseTuple(args, format, &src_obj, &dst_obj))
+    if (!PyArg_ParseTuple(args, "OO:widen", &src_obj, &dst_obj))
         return NULL;
-    if ((to_half ? get_f32(src_obj, 0, "src", &src) : get_f16(src_obj, 0, "src", &src)) != 0)
+    if (get_f16(src_obj, 0, "src", &src) != 0)
         return NULL;
-    if ((to_half ? get_f16(dst_obj, 1, "dst", &dst) : get_f32(dst_obj, 1, "dst", &dst)) != 0) {
+    if (get_f32(dst_obj, 1, "dst", &dst) != 0) {
         PyBuffer_Release(&src);
         return NULL;
     }
@@ -200,10 +181,7 @@ static PyObject *convert(PyObject *args, const char *format, int to_half)
     }
     else {
         Py_BEGIN_ALLOW_THREADS
-        if (to_half)
-            narrow_loop(dst.buf, src.buf, n);
-        else
-            widen_loop(dst.buf, src.buf, n);
+        widen_loop(dst.buf, src.buf, n);
         Py_END_ALLOW_THREADS
     }
     PyBuffer_Release(&src);
@@ -211,16 +189,6 @@ static PyObject *convert(PyObject *args, const char *format, int to_half)
     if (PyErr_Occurred())
         return NULL;
     Py_RETURN_NONE;
-}
-
-static PyObject *narrow(PyObject *Py_UNUSED(self), PyObject *args)
-{
-    return convert(args, "OO:narrow", 1);
-}
-
-static PyObject *widen(PyObject *Py_UNUSED(self), PyObject *args)
-{
-    return convert(args, "OO:widen", 0);
 }
 
 PyDoc_STRVAR(sumsq_doc,
@@ -322,7 +290,6 @@ static PyObject *momentum(PyObject *Py_UNUSED(self), PyObject *args, PyObject *k
 static PyMethodDef methods[] = {
     {"sumsq", sumsq, METH_O, sumsq_doc},
     {"widen", widen, METH_VARARGS, widen_doc},
-    {"narrow", narrow, METH_VARARGS, narrow_doc},
     {"rmsprop", (PyCFunction)(void (*)(void))rmsprop, METH_VARARGS | METH_KEYWORDS, rmsprop_doc},
     {"momentum", (PyCFunction)(void (*)(void))momentum, METH_VARARGS | METH_KEYWORDS, momentum_doc},
     {NULL, NULL, 0, NULL},
