@@ -36,7 +36,7 @@ class ServerConfig:
     # --- observability (metrics, status, TensorBoard, report) ---
     metrics_port: int = -1
     """Port of the Prometheus /metrics endpoint (on --host); -1 turns it off, 0 picks a free one (written to run_dir/metrics_port)."""
-    # --- faults, checkpoints and security (ps/checkpoint.py, ps/auth.py) ---
+    # --- faults, checkpoints and security (ps/records/checkpoint.py, ps/service/auth.py) ---
     checkpoint_every_seconds: Annotated[float, arg(name="checkpoint-every")] = 30.0
     """Write a checkpoint (parameters, optimizer statistics, T, version ...) this often, and at stop; 0 = only at stop."""
     fresh: bool = False
