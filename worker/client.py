@@ -1,6 +1,7 @@
-"""The worker's view of the parameter server: register, pull, push, leave, over gRPC.
+"""The worker's view of the parameter server over gRPC: ps.api.source's ParameterSource protocol
+(register, pull, push, leave), speaking its records and hiding the wire messages.
 
-The only worker module that imports grpc. Transient failures (UNAVAILABLE, DEADLINE_EXCEEDED) are
+The only worker module that imports grpc or the protobuf messages. Transient failures (UNAVAILABLE, DEADLINE_EXCEEDED) are
 retried with exponential backoff until `connect_timeout` seconds have passed without an answer;
 then ServerUnavailable names the address. Refusals (bad input, unknown worker) raise ServerRefused.
 """
@@ -14,11 +15,13 @@ from dataclasses import dataclass
 import grpc
 
 from ps.api.convert import flat_tensor, layout_to_proto
-from ps.api.framing import Framed, WireError, join_tensor, split_tensor
+from ps.api.framing import WireError, join_tensor, split_tensor
 from ps.api.v1 import parameter_server_pb2 as pb
 from ps.api.v1 import parameter_server_pb2_grpc as pb_grpc
 from ps.api.channel import call_metadata, client_channel
 from ps.api.layout import Layout
+from ps.api.source import Push, PushOutcome, Registration, Weights
+from ps.api.spec import RunSpec
 
 log = logging.getLogger("worker.client")
 SERVICE = pb.DESCRIPTOR.services_by_name["ParameterServer"].full_name
@@ -61,6 +64,8 @@ class ClientConfig:
 
 
 class PSClient:
+    """ps.api.source.ParameterSource over gRPC, with retries (see the module's docstring)."""
+
     def __init__(self, config: ClientConfig) -> None:
         self.config = config
         options = [("grpc.max_send_message_length", config.max_message_bytes),
@@ -75,28 +80,36 @@ class PSClient:
         self._metadata = call_metadata(config.token)
         self.incarnation = ""  # the server's, from the last Register; sent with every later call
 
-    def register(self, host: str, pid: int) -> pb.RegisterReply:
+    def register(self, host: str, pid: int) -> Registration:
         reply = self._call(self._stub.Register, pb.RegisterRequest(host=host, pid=pid))
         self.incarnation = reply.incarnation
-        return reply
+        return Registration(reply.worker_id, reply.seed, RunSpec.from_json(reply.run_spec_json), reply.incarnation)
 
-    def pull(self, worker_id: int, layout: Layout, initial: bytes = b"") -> pb.PullReply:
-        return self._call(self._stub.Pull, pb.PullRequest(
+    def pull(self, worker_id: int, layout: Layout, initial: bytes = b"") -> Weights:
+        reply = self._call(self._stub.Pull, pb.PullRequest(
             worker_id=worker_id, layout=layout_to_proto(layout), incarnation=self.incarnation,
             initial_params=flat_tensor(initial) if initial else None))
+        return Weights(reply.params.data, reply.version, reply.stop, reply.global_step,
+                       reply.target_version, reply.target_params.data)
 
-    def push(self, request: pb.PushRequest, gradients, dtype: str = "float32") -> Framed:
-        """Send request with `gradients` (a flat buffer of `dtype`) as its tensor; the reply's
-        parameters come back as `.data`, a view into the received bytes.
+    def push(self, push: Push) -> PushOutcome:
+        """Send one push, its gradient (a flat buffer of push.dtype) framed as the request's tensor; the
+        outcome's params are a view into the received reply (no copy).
 
         One attempt only: a push that failed in flight may or may not have been applied, and its
         gradient is stale by then anyway; the caller re-pulls instead of re-sending it."""
-        request.incarnation = self.incarnation
-        raw = self._call(self._push, join_tensor(request, "gradients", gradients, dtype), retry=False)
+        request = pb.PushRequest(worker_id=push.worker_id, base_version=push.base_version, env_steps=push.env_steps,
+                                 episode_returns=push.episode_returns, episode_lengths=push.episode_lengths,
+                                 stats=push.stats, target_version=push.target_version,
+                                 incarnation=self.incarnation)
+        raw = self._call(self._push, join_tensor(request, "gradients", push.gradient, push.dtype), retry=False)
         try:
-            return split_tensor(raw, pb.PushReply, "params")
+            reply, _, params = split_tensor(raw, pb.PushReply, "params")
         except WireError as err:
             raise ServerRefused(grpc.StatusCode.INTERNAL, f"unreadable push reply: {err}") from None
+        return PushOutcome(reply.applied, reply.dropped_reason, reply.version, reply.staleness, reply.stop,
+                           reply.global_step, reply.learning_rate, params, reply.target_version,
+                           reply.target_params.data)
 
     def leave(self, worker_id: int, reason: str) -> None:
         try:

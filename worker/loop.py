@@ -1,5 +1,8 @@
-"""The actor-learner loop: register, build env and network from the run spec, then
-pull -> act t_max steps -> push the summed gradient (the reply carries fresh weights) -> repeat.
+"""The actor-learner loop: register, build env and agent from the run spec, then
+pull -> act t_max steps -> push the summed gradient (the outcome carries fresh weights) -> repeat.
+
+It talks to the server through any ps.api.source.ParameterSource (worker/client.py over gRPC,
+ps/core/in_process.py in the same process) and to the algorithm through worker.agents.Agent.
 """
 from __future__ import annotations
 
@@ -10,11 +13,10 @@ from dataclasses import dataclass
 
 import torch
 
-from ps.api.v1 import parameter_server_pb2 as pb
-from ps.api.spec import RunSpec
+from ps.api.source import ParameterSource, Push, Weights
 
-from .agents import make_agent
-from .client import PSClient, ServerUnavailable, UnknownWorker
+from .agents import Agent, make_agent
+from .client import ServerUnavailable, UnknownWorker
 from .delay import InjectedDelay
 from .envs import EnvBatch
 from .wire import wire_gradients
@@ -32,8 +34,8 @@ class WorkerCounters:
 
 
 class ActorLearner:
-    def __init__(self, client: PSClient, delay: "InjectedDelay | None" = None) -> None:
-        self.client = client
+    def __init__(self, source: ParameterSource, delay: "InjectedDelay | None" = None) -> None:
+        self.source = source
         self.delay = delay
         self.counters = WorkerCounters()
         self.worker_id = 0
@@ -43,8 +45,8 @@ class ActorLearner:
     def run(self) -> None:
         """Train until the server says stop. Raises ServerUnavailable / ServerRefused on failure."""
         torch.set_num_threads(1)  # many workers on few cores fight otherwise
-        reg = self.client.register(socket.gethostname(), os.getpid())
-        spec = RunSpec.from_json(reg.run_spec_json)
+        reg = self.source.register(socket.gethostname(), os.getpid())
+        spec = reg.spec
         self.worker_id = reg.worker_id
         self.wire_dtype = spec.wire_dtype
         envs = EnvBatch(spec.env_id, spec.envs_per_worker, reg.seed)
@@ -58,28 +60,30 @@ class ActorLearner:
                 stop = self._push(agent, envs, env_steps, stats)
             log.info("worker %d: server says stop after %d pushes (%d dropped as too stale), %d env steps",
                      self.worker_id, self.counters.pushes, self.counters.dropped_pushes, self.counters.env_steps)
-            if hasattr(agent, "target_fetches"):
-                log.info("worker %d: target network fetched %d times (last version %d)",
-                         self.worker_id, agent.target_fetches, agent.target_version)
-            self.client.leave(self.worker_id, "stopped")
+            summary = agent.summary()
+            if summary:
+                log.info("worker %d: %s", self.worker_id, summary)
+            self.source.leave(self.worker_id, "stopped")
         finally:
             envs.close()
 
-    def _pull(self, agent, initial: bool = False) -> bool:
-        reply = self.client.pull(self.worker_id, agent.flat.layout, agent.flat.values_bytes() if initial else b"")
-        agent.flat.load(reply.params.data)
-        self.version = reply.version
-        _load_target(agent, reply)
-        return reply.stop
+    def _pull(self, agent: Agent, initial: bool = False) -> bool:
+        weights: Weights = self.source.pull(self.worker_id, agent.flat.layout,
+                                            agent.flat.values_bytes() if initial else b"")
+        agent.flat.load(weights.params)
+        self.version = weights.version
+        if weights.target_params:  # value-based methods: theta- comes only when its version changed
+            agent.load_target(weights.target_params, weights.target_version)
+        return weights.stop
 
-    def _resync(self, agent) -> bool:
+    def _resync(self, agent: Agent) -> bool:
         """Pull again after a failed push; a NOT_FOUND means the server restarted: register again."""
         try:
             return self._pull(agent)
         except UnknownWorker:
             pass
         old = self.worker_id
-        reg = self.client.register(socket.gethostname(), os.getpid())
+        reg = self.source.register(socket.gethostname(), os.getpid())
         self.worker_id = reg.worker_id
         self.counters.re_registrations += 1
         log.warning("worker %d: the server restarted (incarnation %s); rejoined as worker %d",
@@ -88,16 +92,16 @@ class ActorLearner:
         # checkpoint keeps its own (and refuses us if our layout no longer matches).
         return self._pull(agent, initial=True)
 
-    def _push(self, agent, envs, env_steps: int, stats: dict) -> bool:
+    def _push(self, agent: Agent, envs: EnvBatch, env_steps: int, stats: dict) -> bool:
         returns, lengths = envs.take_finished()
-        request = pb.PushRequest(worker_id=self.worker_id, base_version=self.version,
-                                 env_steps=env_steps, episode_returns=returns, episode_lengths=lengths, stats=stats,
-                                 target_version=getattr(agent, "target_version", 0))
         gradients = wire_gradients(agent.flat.grads.numpy(), self.wire_dtype)
+        push = Push(self.worker_id, self.version, memoryview(gradients).cast("B"), env_steps, self.wire_dtype,
+                    episode_returns=tuple(returns), episode_lengths=tuple(lengths), stats=stats,
+                    target_version=agent.target_version)
         if self.delay is not None:
             self.delay.sleep()
         try:
-            reply, _, params = self.client.push(request, gradients, self.wire_dtype)
+            outcome = self.source.push(push)
         except (ServerUnavailable, UnknownWorker) as err:
             # The gradient is lost (and stale by now); re-pull with retries (re-registering if the
             # server restarted), then carry on with the same envs and network.
@@ -106,17 +110,11 @@ class ActorLearner:
             return self._resync(agent)
         self.counters.pushes += 1
         self.counters.env_steps += env_steps
-        if not reply.applied:
+        if not outcome.applied:
             self.counters.dropped_pushes += 1
-            log.debug("worker %d: push dropped by the server (%s)", self.worker_id, reply.dropped_reason)
-        agent.flat.load(params)
-        self.version = reply.version
-        _load_target(agent, reply)
-        return reply.stop
-
-
-def _load_target(agent, reply) -> None:
-    """Value-based methods: the reply carries theta- only when its version changed."""
-    if reply.target_params.data:
-        agent.load_target(reply.target_params.data, reply.target_version)
-
+            log.debug("worker %d: push dropped by the server (%s)", self.worker_id, outcome.dropped_reason)
+        agent.flat.load(outcome.params)
+        self.version = outcome.version
+        if outcome.target_params:
+            agent.load_target(outcome.target_params, outcome.target_version)
+        return outcome.stop

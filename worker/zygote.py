@@ -25,7 +25,7 @@ def _preload() -> None:
     import numpy  # noqa: F401
     import torch  # noqa: F401
 
-    from . import envs, loop, models  # noqa: F401
+    from . import envs, loop, networks  # noqa: F401
     from .agents import a3c  # noqa: F401
 
 

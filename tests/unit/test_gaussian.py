@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from worker.algorithms.a3c import a3c_gaussian_loss
-from worker.algorithms.gaussian import gaussian_entropy, gaussian_log_prob, sample_gaussian
+from worker.algorithms.gaussian import gaussian_entropy, gaussian_log_prob
+from worker.algorithms.sampling import sample_gaussian
 
 HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)  # 0.9189385...
 

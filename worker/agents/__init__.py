@@ -1,14 +1,21 @@
 """Agents: each acts for one rollout on fixed parameters and leaves the summed gradient in its
-flat gradient buffer. The loop (worker/loop.py) moves parameters and gradients to and from the server.
+flat gradient buffer (the Agent protocol, base.py). The loop (worker/loop.py) moves parameters and
+gradients to and from the server. The mathematics they use is in worker/algorithms/.
 """
 from __future__ import annotations
 
+from ps.api.spec import VALUE_BASED
 
-def make_agent(spec, envs, seed: int):
+from .base import Agent
+
+__all__ = ["Agent", "make_agent"]
+
+
+def make_agent(spec, envs, seed: int) -> Agent:
     if spec.algo == "a3c":
         from .a3c import A3CAgent
         return A3CAgent(spec, envs, seed)
-    if spec.algo in ("one-step-q", "one-step-sarsa", "n-step-q"):
+    if spec.algo in VALUE_BASED:
         from .q import QAgent
         return QAgent(spec, envs, seed)
     raise ValueError(f"no agent for algorithm {spec.algo!r}")

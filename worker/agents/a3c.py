@@ -11,19 +11,22 @@ import torch
 from gymnasium import spaces
 
 from ..algorithms.a3c import a3c_gaussian_loss, a3c_loss
-from ..algorithms.gaussian import sample_gaussian
 from ..algorithms.returns import n_step_returns
-from ..models import FlatParams, build_model
-from ..networks import reset_state
-from .sampling import sample_categorical
+from ..algorithms.sampling import sample_categorical, sample_gaussian
+from ..networks import FlatParams, build_policy_value_net
+from ..networks.recurrent import reset_state, row, stack_rows
 
 
 class A3CAgent:
+    """The Agent protocol (base.py) for A3C; it has no target network."""
+
+    target_version = 0
+
     def __init__(self, spec, envs, seed: int) -> None:
         self.spec = spec
         self.rng = np.random.default_rng(seed)
         torch.manual_seed(seed)
-        self.model = build_model(spec, envs.observation_space, envs.action_space)
+        self.model = build_policy_value_net(spec, envs.observation_space, envs.action_space)
         self.flat = FlatParams(self.model)
         self.continuous = isinstance(envs.action_space, spaces.Box)
         T, K = spec.t_max, len(envs)
@@ -59,7 +62,7 @@ class A3CAgent:
                 self.actions[t] = actions
                 r, term, trunc, final_obs = envs.step(actions)
                 self.rewards[t], self.terminated[t], self.truncated[t] = r, term, trunc
-                cut.extend((t, k, o, _row(state, k)) for k, o in final_obs.items())
+                cut.extend((t, k, o, row(state, k)) for k, o in final_obs.items())
                 state = reset_state(state, torch.from_numpy(term | trunc))
             _, bootstrap, _ = self.model.step(torch.from_numpy(envs.obs), state)
             if cut:
@@ -76,6 +79,12 @@ class A3CAgent:
         return n, {"policy_loss": loss.policy_loss / n, "value_loss": loss.value_loss / n,
                    "entropy": loss.entropy / n}
 
+    def load_target(self, data, version: int) -> None:
+        """A3C has no theta-: nothing to load."""
+
+    def summary(self) -> str:
+        return ""
+
     def _sample(self, policy) -> np.ndarray:
         if self.continuous:
             return sample_gaussian(*policy, self.rng)  # the env's ClipAction keeps it within bounds
@@ -91,12 +100,7 @@ class A3CAgent:
     def _truncation_values(self, cut) -> None:
         """V(s_final) of episodes cut by a time limit, from each env's state before its reset."""
         obs = torch.from_numpy(np.stack([o for _, _, o, _ in cut]))
-        rows = [s for _, _, _, s in cut]
-        state = None if rows[0] is None else tuple(torch.stack(parts) for parts in zip(*rows))
-        _, v_final, _ = self.model.step(obs, state)
+        _, v_final, _ = self.model.step(obs, stack_rows([s for _, _, _, s in cut]))
         for (t, k, _, _), v in zip(cut, v_final.numpy()):
             self.truncation_values[t, k] = v
 
-
-def _row(state, k: int):
-    return None if state is None else (state[0][k], state[1][k])

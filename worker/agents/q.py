@@ -10,13 +10,15 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..algorithms.q_learning import (draw_final_epsilon, epsilon_at, epsilon_greedy, n_step_q_targets,
-                                     one_step_q_targets, one_step_sarsa_targets, q_loss)
-from ..models import FlatParams
-from ..q_network import build_q_network
+from ..algorithms.q_learning import (draw_final_epsilon, epsilon_at, n_step_q_targets, one_step_q_targets,
+                                     one_step_sarsa_targets, q_loss)
+from ..algorithms.sampling import epsilon_greedy
+from ..networks import FlatParams, build_q_network
 
 
 class QAgent:
+    """The Agent protocol (base.py) for one-step Q, one-step Sarsa and n-step Q."""
+
     def __init__(self, spec, envs, seed: int) -> None:
         self.spec = spec
         self.rng = np.random.default_rng(seed)
@@ -53,6 +55,9 @@ class QAgent:
         self.target.load(data)
         self.target_version = version
         self.target_fetches += 1
+
+    def summary(self) -> str:
+        return f"target network fetched {self.target_fetches} times (last version {self.target_version})"
 
     def _act(self, obs: torch.Tensor) -> np.ndarray:
         return epsilon_greedy(self.model(obs).numpy(), self.epsilon, self.rng)

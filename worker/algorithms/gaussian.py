@@ -2,12 +2,12 @@
 
 A diagonal Gaussian with mean mu and variance sigma^2 per action dimension (the network's linear and
 softplus outputs); dimensions are independent, so log-probabilities and entropies add up over them.
+Sampling from it is in worker/algorithms/sampling.py.
 """
 from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 
 LOG_2PI = math.log(2.0 * math.pi)
@@ -22,8 +22,3 @@ def gaussian_entropy(var: torch.Tensor) -> torch.Tensor:
     """Entropy of N(mu, sigma^2) summed over the last dimension: 1/2 sum(log(2 pi e sigma^2))."""
     return 0.5 * (var.log() + LOG_2PI + 1.0).sum(-1)
 
-
-def sample_gaussian(mean: torch.Tensor, var: torch.Tensor, rng: np.random.Generator) -> np.ndarray:
-    """One action per row, mu + sigma * eps with the worker's own rng (unclipped: its log-prob is exact)."""
-    mu = mean.numpy()
-    return (mu + np.sqrt(var.numpy()) * rng.standard_normal(mu.shape)).astype(np.float32)

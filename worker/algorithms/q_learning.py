@@ -60,9 +60,3 @@ def draw_final_epsilon(seed: int) -> float:
     rng = np.random.default_rng([seed, 0x5EED])  # its own stream: independent of the acting rng
     return float(rng.choice(FINAL_EPSILONS, p=FINAL_EPSILON_PROBS))
 
-
-def epsilon_greedy(q_values: np.ndarray, epsilon: float, rng: np.random.Generator) -> np.ndarray:
-    """argmax_a Q per row, replaced by a uniform action with probability epsilon."""
-    greedy = q_values.argmax(axis=-1)
-    explore = rng.random(q_values.shape[0]) < epsilon
-    return np.where(explore, rng.integers(0, q_values.shape[-1], q_values.shape[0]), greedy)

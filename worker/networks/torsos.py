@@ -1,40 +1,60 @@
-"""The value-based methods' network: A3C's torso with one Q-value output per action.
-
-Vector observations get A3C's MLP torso; images get the same conv torso A3C uses for them
-(worker/networks.py), chosen the same way (--network, or auto from the observation shape).
-"""
+"""Torsos: observations -> features. The MLP for vectors, the paper's conv net for Atari frames, a small
+conv net for MinAtar, and the one place that picks among them (choose_network)."""
 from __future__ import annotations
 
 import numpy as np
 import torch
 from torch import nn
 
-from .models import mlp
+
+def choose_network(network: str, observation_space) -> str:
+    """auto: vectors get the MLP; images (C, H, W) the paper's conv net if it fits (>= 36 px), else MinAtar's."""
+    if network != "auto":
+        return network
+    shape = observation_space.shape
+    if len(shape) == 1:
+        return "mlp"
+    if len(shape) == 3:
+        return "atari" if min(shape[1:]) >= 36 else "minatar"
+    raise ValueError(f"no network for observations of shape {shape}: expected a vector or a (C, H, W) image")
 
 
-class QNetwork(nn.Module):
-    def __init__(self, torso: nn.Module, features: int, n_actions: int) -> None:
-        super().__init__()
-        self.torso = torso
-        self.q = nn.Linear(features, n_actions)
-
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        """Q(s, .) [B, A]."""
-        return self.q(self.torso(obs))
-
-
-def build_q_network(spec, observation_space, action_space) -> QNetwork:
-    shape = tuple(observation_space.shape)
-    n_actions = int(action_space.n)
-    if len(shape) == 1 and getattr(spec, "network", "auto") in ("auto", "mlp"):
-        return QNetwork(mlp(shape[0], spec.hidden_size, spec.hidden_layers), spec.hidden_size, n_actions)
-    from .models import choose_network  # image torsos: only needed off the vector path
-    from .networks import atari_torso, minatar_torso
-    kind = choose_network(spec.network, observation_space)
+def build_torso(kind: str, shape: tuple[int, ...], spec) -> tuple[nn.Module, int]:
+    """(torso, its feature count) of a network kind (choose_network's answer) for observations of `shape`."""
     if kind == "atari":
-        return QNetwork(*atari_torso(shape), n_actions)
+        return atari_torso(shape)
     if kind == "minatar":
-        return QNetwork(*minatar_torso(shape), n_actions)
-    flat = int(np.prod(shape))
-    return QNetwork(nn.Sequential(nn.Flatten(), *mlp(flat, spec.hidden_size, spec.hidden_layers)),
-                    spec.hidden_size, n_actions)
+        return minatar_torso(shape)
+    return flat_mlp(shape, spec.hidden_size, spec.hidden_layers), spec.hidden_size
+
+
+def mlp(in_dim: int, hidden: int, layers: int) -> nn.Sequential:
+    """`layers` tanh layers of `hidden` units."""
+    mods: list[nn.Module] = []
+    for i in range(layers):
+        mods += [nn.Linear(in_dim if i == 0 else hidden, hidden), nn.Tanh()]
+    return nn.Sequential(*mods)
+
+
+def flat_mlp(shape: tuple[int, ...], hidden: int, layers: int) -> nn.Sequential:
+    """The MLP over observations of any shape: vectors as they are, anything else flattened first."""
+    torso = mlp(int(np.prod(shape)), hidden, layers)
+    return torso if len(shape) == 1 else nn.Sequential(nn.Flatten(), *torso)
+
+
+def atari_torso(shape: tuple[int, ...]) -> tuple[nn.Module, int]:
+    """Mnih et al. 2016 (after Mnih et al. 2013): conv 16 8x8/4, conv 32 4x4/2, dense 256, all ReLU."""
+    conv = nn.Sequential(nn.Conv2d(shape[0], 16, 8, stride=4), nn.ReLU(),
+                         nn.Conv2d(16, 32, 4, stride=2), nn.ReLU(), nn.Flatten())
+    return nn.Sequential(*conv, nn.Linear(_conv_features(conv, shape), 256), nn.ReLU()), 256
+
+
+def minatar_torso(shape: tuple[int, ...]) -> tuple[nn.Module, int]:
+    """Young & Tian 2019's MinAtar network: conv 16 3x3/1, dense 128, ReLU (10x10 images)."""
+    conv = nn.Sequential(nn.Conv2d(shape[0], 16, 3, stride=1), nn.ReLU(), nn.Flatten())
+    return nn.Sequential(*conv, nn.Linear(_conv_features(conv, shape), 128), nn.ReLU()), 128
+
+
+def _conv_features(conv: nn.Module, shape: tuple[int, ...]) -> int:
+    with torch.no_grad():
+        return int(conv(torch.zeros(1, *shape)).shape[1])
