@@ -59,11 +59,11 @@ def wire_and_server_cost(lstm: bool, pushes: int = 30) -> tuple[int, int, float,
     from ps.config import ServerConfig
     from ps.core.parameter_server import ParameterServer
     from ps.service.reply import PushReplyBuffer
-    from worker.models import FlatParams, build_model
+    from worker.networks import FlatParams, build_policy_value_net
     from worker.envs import make_env
     spec = resolve_spec({"env_id": PONG, "lstm": lstm, "target_return": None})
     env = make_env(PONG)
-    flat = FlatParams(build_model(spec, env.observation_space, env.action_space))
+    flat = FlatParams(build_policy_value_net(spec, env.observation_space, env.action_space))
     env.close()
     n = flat.layout.size
     grads = (np.random.default_rng(0).standard_normal(n) * 1e-3).astype(np.float32).tobytes()
@@ -99,13 +99,13 @@ def loopback_round_trip(lstm: bool, out: Path, pushes: int = 30) -> float:
     import os
 
     from ps.api.defaults import resolve_spec
-    from ps.api.v1 import parameter_server_pb2 as pb
+    from ps.api.source import Push
     from worker.client import ClientConfig, PSClient
     from worker.envs import make_env
-    from worker.models import FlatParams, build_model
+    from worker.networks import FlatParams, build_policy_value_net
     spec = resolve_spec({"env_id": PONG, "lstm": lstm})
     env = make_env(PONG)
-    flat = FlatParams(build_model(spec, env.observation_space, env.action_space))
+    flat = FlatParams(build_policy_value_net(spec, env.observation_space, env.action_space))
     env.close()
     run_dir = fresh_run_dir(out / f"round-trip-{'lstm' if lstm else 'ff'}")
     server = launch([bin_path("ps-serve"), "--port", "0", "--run-dir", str(run_dir), "--env", PONG,
@@ -121,8 +121,7 @@ def loopback_round_trip(lstm: bool, out: Path, pushes: int = 30) -> float:
         times = []
         for _ in range(pushes + 3):
             start = time.perf_counter()
-            version = client.push(pb.PushRequest(worker_id=wid, base_version=version, env_steps=spec.steps_per_push),
-                                  zeros).message.version
+            version = client.push(Push(wid, version, zeros, spec.steps_per_push)).version
             times.append(time.perf_counter() - start)
         return float(np.median(times[3:]))
     finally:

@@ -72,8 +72,8 @@ def sim_process(address: str, size: int, threads: int, rate: float, barrier, sec
     try:
         import numpy as np
 
-        from ps.api.v1 import parameter_server_pb2 as pb
         from ps.api.layout import Layout
+        from ps.api.source import Push
         from ps.api.malloc_tuning import keep_freed_buffers
         from worker.client import ClientConfig, PSClient
         keep_freed_buffers()  # as worker-run does
@@ -89,15 +89,13 @@ def sim_process(address: str, size: int, threads: int, rate: float, barrier, sec
         done, lock = [], threading.Lock()
 
         def run(client, worker_id, version, start):
-            request = pb.PushRequest(worker_id=worker_id, env_steps=20)
             period, n, lat = 1.0 / rate, 0, []
             end = start + seconds
             while (due := start + n * period) < end:
                 if (wait := due - time.perf_counter()) > 0:
                     time.sleep(wait)
                 t = time.perf_counter()
-                request.base_version = version
-                version = client.push(request, gradients).message.version
+                version = client.push(Push(worker_id, version, gradients, 20)).version
                 lat.append(time.perf_counter() - t)
                 n += 1
             with lock:  # a server that cannot keep up stretches the schedule: time it to the last reply

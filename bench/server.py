@@ -89,8 +89,8 @@ def _push_for(kind: str, address: str, size: int, barrier, seconds: float, offer
     elif kind == "echo-stream":
         send = _stream_sender(address, payload)
     else:
-        from ps.api.v1 import parameter_server_pb2 as pb
         from ps.api.layout import Layout
+        from ps.api.source import Push
         from worker.client import ClientConfig, PSClient
         client = PSClient(ClientConfig(address=address))
         reg = client.register("bench", 0)
@@ -104,12 +104,9 @@ def _push_for(kind: str, address: str, size: int, barrier, seconds: float, offer
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.05)
-        request = pb.PushRequest(worker_id=reg.worker_id, env_steps=0)
-
         def send():  # as worker/loop.py pushes: the gradient array framed straight onto the wire
             nonlocal version
-            request.base_version = version
-            version = client.push(request, wire, wire_dtype).message.version
+            version = client.push(Push(reg.worker_id, version, wire, 0, wire_dtype)).version
     for _ in range(3):  # warm-up: connections, first-call costs
         send()
     barrier.wait(timeout=300)  # every pusher (and the parent) is ready: go together
