@@ -42,7 +42,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    keep_freed_buffers()  # no page-fault churn on message-sized buffers (ps/malloc_tuning.py)
+    keep_freed_buffers()  # no page-fault churn on message-sized buffers (ps/api/malloc_tuning.py)
     if args.processes > 1:
         from .zygote import run_forked
         return run_forked(args.processes, lambda: run_one(args))

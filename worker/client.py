@@ -58,7 +58,7 @@ class ClientConfig:
     backoff_initial_seconds: float = 0.1
     backoff_max_seconds: float = 5.0
     token: str = ""
-    """Shared token sent as call metadata (ps/auth.py); empty when the server needs none."""
+    """Shared token sent as call metadata (ps/api/channel.py); empty when the server needs none."""
     tls_ca: str = ""
     """CA certificate (PEM file) to verify a TLS server with; empty = plaintext."""
 
