@@ -19,8 +19,9 @@ OPTIMIZERS = ("shared-rmsprop", "rmsprop", "momentum-sgd")  # ps/core/optim.py a
 STALENESS_LR = ("none", "inverse")  # ps/core/staleness.py
 
 
-class ConfigError(ValueError):
-    """A configuration value is wrong; the message says which and what to do."""
+class ConfigError(Exception):
+    """A configuration value is wrong; the message says which and what to do. (Not a ValueError: tyro
+    would catch that while building the spec from flags and print it cut short.)"""
 
 
 @dataclass(frozen=True)
