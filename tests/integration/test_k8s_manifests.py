@@ -107,16 +107,12 @@ def test_worker_only_argument_is_the_service_name_and_grpc_port(rendered):
 
 def test_server_args_after_expansion_are_a_valid_ps_serve_command_line(rendered):
     """Every $(VAR) resolves from the ConfigMap and every flag is one ps-serve knows, with a valid value."""
-    from ps.cli import parse_serve_args
-    from ps.api.spec import RunSpec
-    from ps.config import ServerConfig
-    from ps.flags import build_dataclass
+    from ps.options import parse_serve_args
     process = container_process(rendered, server_container(rendered))
     assert process.argv[0] == "ps-serve"
     assert not [a for a in process.argv if "$(" in a], "unresolved $(VAR) references"
-    args = parse_serve_args(process.argv[1:])
-    build_dataclass(RunSpec, args)
-    build_dataclass(ServerConfig, args)
+    args = parse_serve_args(process.argv[1:])  # builds and validates the RunSpec and ServerConfig
+    assert args.server.host and args.run.env_id
     assert worker_container(rendered)["command"] == ["worker-run"]
 
 

@@ -51,7 +51,8 @@ def _bad_pull(address: str) -> None:
     from ps.api.v1 import parameter_server_pb2_grpc as pb_grpc
     with grpc.insecure_channel(address) as channel:
         with pytest.raises(grpc.RpcError) as err:
-            pb_grpc.ParameterServerStub(channel).Pull(pb.PullRequest(worker_id=999), timeout=10)
+            pb_grpc.ParameterServerStub(channel).Pull(pb.PullRequest(
+                worker_id=999, layout=pb.Layout(tensors=[pb.TensorSpec(name="w", shape=[1])])), timeout=10)
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
 
 
