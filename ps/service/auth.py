@@ -42,40 +42,37 @@ def check_exposure(host: str, token: str, insecure: bool) -> None:
                           f"pass --token-file PATH (or set {TOKEN_ENV}), or --insecure to allow it")
 
 
-class TokenInterceptor(grpc.ServerInterceptor):
-    """Lets a call through only with the right token; `on_reject(reason)` counts the others."""
+class TokenInterceptor(grpc.aio.ServerInterceptor):
+    """Lets a call through only with the right token; `on_reject(reason)` counts the others.
+
+    The token is read from the call's metadata, before any of its body: a refused call is answered
+    by a handler that never reads the request, so a client without the token cannot make the server
+    receive (and hold) a large message."""
 
     def __init__(self, token: str, on_reject) -> None:
         self._expected = f"Bearer {token}".encode()
         self._on_reject = on_reject
 
-    def intercept_service(self, continuation, handler_call_details):
+    async def intercept_service(self, continuation, handler_call_details):
         method = handler_call_details.method or ""
         if method.startswith(EXEMPT_PREFIX):
-            return continuation(handler_call_details)
+            return await continuation(handler_call_details)
         sent = dict(handler_call_details.invocation_metadata or ()).get(METADATA_KEY, "")
         if hmac.compare_digest(sent.encode() if isinstance(sent, str) else sent, self._expected):
-            return continuation(handler_call_details)
+            return await continuation(handler_call_details)
         self._on_reject(UNAUTHENTICATED_REASON)
-        return _deny(continuation(handler_call_details), "missing token" if not sent else "wrong token")
+        return _deny("missing token" if not sent else "wrong token")
 
 
-def _deny(handler, why: str):
-    """A handler of the same kind as the real one that answers UNAUTHENTICATED without running it."""
+def _deny(why: str) -> grpc.RpcMethodHandler:
+    """A handler that answers UNAUTHENTICATED at once. It takes the request as a stream and never
+    reads it, whatever the method's own kind: nothing of the body is received for it."""
     message = f"{why}: this parameter server requires its shared token (--token-file or {TOKEN_ENV})"
 
-    def abort(_request, context):
-        context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
+    async def abort(_requests, context):
+        await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
 
-    if handler is None:  # unknown method: let gRPC say UNIMPLEMENTED after all, still counted above
-        return None
-    kinds = {(False, False): grpc.unary_unary_rpc_method_handler,
-             (False, True): grpc.unary_stream_rpc_method_handler,
-             (True, False): grpc.stream_unary_rpc_method_handler,
-             (True, True): grpc.stream_stream_rpc_method_handler}
-    make = kinds[(handler.request_streaming, handler.response_streaming)]
-    return make(abort, request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer)
+    return grpc.stream_unary_rpc_method_handler(abort)
 
 
 def server_credentials(cert_file: str, key_file: str) -> grpc.ServerCredentials:

@@ -5,10 +5,12 @@ the core becomes a gRPC status with its one-line message.
 """
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import logging
 import os
+import threading
 from concurrent import futures
 
 import grpc
@@ -131,8 +133,47 @@ def server_threads(cfg: ServerConfig, spec: RunSpec) -> int:
     return cfg.max_workers or (SYNC_THREADS if spec.sync else ASYNC_THREADS)
 
 
-def start_server(core: ParameterServer) -> tuple[grpc.Server, int, health.HealthServicer]:
-    """Start serving the core on config.host:config.port; returns the server, its bound port and health."""
+class ServingServer:
+    """The gRPC server, an asyncio one on its own event-loop thread.
+
+    Why asyncio: gRPC's threaded server hands a call to a pool thread as soon as it starts and the
+    thread then waits for the request's bytes, so a few clients that open calls and never finish
+    them hold every thread and starve the workers. Here the event loop receives every request, and
+    our handlers (plain functions) run in the pool only once their request is whole: a stalled
+    client costs a coroutine, not a thread. The token is checked from the call's metadata before
+    any of its body is read (ps/service/auth.py).
+    """
+
+    def __init__(self, core: ParameterServer) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="grpc-loop", daemon=True)
+        self._thread.start()
+        try:
+            self._server, self.port, self._health = self._run(_start(core))
+        except BaseException:
+            self._close_loop()
+            raise
+
+    def _run(self, coroutine, timeout: float | None = 60.0):
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout)
+
+    def enter_graceful_shutdown(self) -> None:
+        """Health says NOT_SERVING (probes and load balancers stop sending); calls still run."""
+        self._run(self._health.enter_graceful_shutdown())
+
+    def stop(self, grace: float) -> None:
+        """Refuse new calls, give running ones `grace` seconds, then end them and the loop."""
+        try:
+            self._run(self._server.stop(grace), timeout=grace + 30)
+        finally:
+            self._close_loop()
+
+    def _close_loop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=30)
+
+
+async def _start(core: ParameterServer):
     cfg = core.config
     # Messages up to TRANSPORT_SLACK x the limit reach the servicer, which refuses and counts those
     # over the limit; gRPC itself refuses anything bigger (RESOURCE_EXHAUSTED) before buffering it.
@@ -141,20 +182,28 @@ def start_server(core: ParameterServer) -> tuple[grpc.Server, int, health.Health
                ("grpc.so_reuseport", 0)]
     token = load_token(cfg.token_file)
     interceptors = [TokenInterceptor(token, core.count_rejection)] if token else []
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=server_threads(cfg, core.spec)), options=options,
-                         interceptors=interceptors)
+    pool = futures.ThreadPoolExecutor(max_workers=server_threads(cfg, core.spec), thread_name_prefix="ps-handler")
+    server = grpc.aio.server(migration_thread_pool=pool, interceptors=interceptors, options=options)
     server.add_generic_rpc_handlers((_method_handlers(ParameterServerServicer(core)),))
-    health_servicer = health.HealthServicer()
+    health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     address = f"[{cfg.host}]:{cfg.port}" if ":" in cfg.host else f"{cfg.host}:{cfg.port}"
-    port = (server.add_secure_port(address, server_credentials(cfg.tls_cert, cfg.tls_key)) if cfg.tls_cert
-            else server.add_insecure_port(address))
+    try:
+        port = (server.add_secure_port(address, server_credentials(cfg.tls_cert, cfg.tls_key)) if cfg.tls_cert
+                else server.add_insecure_port(address))
+    except RuntimeError:
+        port = 0
     if port == 0:
         raise OSError(f"cannot bind {address}: is the port in use?")
-    server.start()
+    await server.start()
     for name in ("", SERVICE_NAME):
-        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     (core.run_dir / "port").write_text(f"{port}\n")
     log.info("serving %s on %s:%d (pid %d; %s, %s)", SERVICE_NAME, cfg.host, port, os.getpid(),
              "TLS" if cfg.tls_cert else "plaintext", "token required" if token else "no token")
     return server, port, health_servicer
+
+
+def start_server(core: ParameterServer) -> ServingServer:
+    """Start serving the core on config.host:config.port (the bound port: .port)."""
+    return ServingServer(core)
