@@ -50,7 +50,8 @@ def run_node(spec: RunSpec, config: ServerConfig, local_workers: int = 0) -> int
     core.observers += [RateWindow(), TensorBoardWriter(core.run_dir / "tb")]
     if config.metrics_port >= 0:
         serve_metrics(core, config.host, config.metrics_port)
-    server, port, health = start_server(core)
+    server = start_server(core)
+    port = server.port
     print(f"ps-serve: listening on {config.host}:{port}", file=sys.stderr, flush=True)
 
     def on_signal(signum, _frame):
@@ -79,8 +80,8 @@ def run_node(spec: RunSpec, config: ServerConfig, local_workers: int = 0) -> int
         if layout is not None:
             write_final_params(core.run_dir / "params_final.npz", layout, theta)
         core.close()
-        health.enter_graceful_shutdown()
-        server.stop(grace=1.0).wait()
+        server.enter_graceful_shutdown()
+        server.stop(grace=1.0)
         checkpointer.stop()  # the final checkpoint, once no push can land any more
         for child in children:
             if child.poll() is None:
