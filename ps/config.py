@@ -32,7 +32,9 @@ class ServerConfig:
     stop_grace_seconds: float = 10.0
     """After the run ends, how long to wait for workers to hear 'stop' before exiting."""
     worker_timeout_seconds: Annotated[float, arg(name="worker-timeout")] = 30.0
-    """A worker silent for this long is dropped from the connected set."""
+    """A worker silent for this long is dropped: its id is gone (a later call gets NOT_FOUND and it registers again)."""
+    max_registered_workers: int = 1024
+    """Most workers registered at once; Register is refused (RESOURCE_EXHAUSTED) beyond it until some leave or time out."""
     # --- observability (metrics, status, TensorBoard, report) ---
     metrics_port: int = -1
     """Port of the Prometheus /metrics endpoint (on --host); -1 turns it off, 0 picks a free one (written to run_dir/metrics_port)."""
@@ -61,5 +63,7 @@ class ServerConfig:
             raise ConfigError(f"--metrics-port must be -1 (off) or in 0..65535, got {self.metrics_port}")
         if self.checkpoint_every_seconds < 0 or self.worker_timeout_seconds <= 0:
             raise ConfigError("--checkpoint-every must be >= 0 and --worker-timeout > 0")
+        if self.max_registered_workers <= 0:
+            raise ConfigError(f"--max-registered-workers must be > 0, got {self.max_registered_workers}")
         if bool(self.tls_cert) != bool(self.tls_key):
             raise ConfigError("--tls-cert and --tls-key go together: give both or neither")

@@ -28,7 +28,8 @@ log = logging.getLogger("worker")
 class WorkerCounters:
     pushes: int = 0
     env_steps: int = 0
-    failed_pushes: int = 0
+    failed_pushes: int = 0    # pushes lost in flight or refused; their gradients are discarded, never re-sent
+    unknown_pushes: int = 0   # ... of which refused NOT_FOUND: the server restarted, or timed this worker out
     dropped_pushes: int = 0   # pushes a server staleness policy declined (their weights were still fresh)
     re_registrations: int = 0
 
@@ -58,8 +59,11 @@ class ActorLearner:
             while not stop:
                 env_steps, stats = agent.learn_step(envs)
                 stop = self._push(agent, envs, env_steps, stats)
-            log.info("worker %d: server says stop after %d pushes (%d dropped as too stale), %d env steps",
-                     self.worker_id, self.counters.pushes, self.counters.dropped_pushes, self.counters.env_steps)
+            c = self.counters
+            log.info("worker %d: server says stop after %d pushes (%d dropped as too stale), %d env steps; "
+                     "%d pushes lost (%d refused as from an unknown worker), %d re-registrations",
+                     self.worker_id, c.pushes, c.dropped_pushes, c.env_steps, c.failed_pushes, c.unknown_pushes,
+                     c.re_registrations)
             summary = agent.summary()
             if summary:
                 log.info("worker %d: %s", self.worker_id, summary)
@@ -77,7 +81,8 @@ class ActorLearner:
         return weights.stop
 
     def _resync(self, agent: Agent) -> bool:
-        """Pull again after a failed push; a NOT_FOUND means the server restarted: register again."""
+        """Pull again after a failed push; a NOT_FOUND means the server no longer knows this worker id
+        (it restarted, or it timed this worker out, e.g. after the process was stopped): register again."""
         try:
             return self._pull(agent)
         except UnknownWorker:
@@ -86,8 +91,8 @@ class ActorLearner:
         reg = self.source.register(socket.gethostname(), os.getpid())
         self.worker_id = reg.worker_id
         self.counters.re_registrations += 1
-        log.warning("worker %d: the server restarted (incarnation %s); rejoined as worker %d",
-                    old, reg.incarnation, self.worker_id)
+        log.warning("worker %d: the server no longer knows this worker (it restarted or timed the worker out; "
+                    "incarnation %s); rejoined as worker %d", old, reg.incarnation, self.worker_id)
         # Offer our weights too: a server restarted without a checkpoint adopts them, one with a
         # checkpoint keeps its own (and refuses us if our layout no longer matches).
         return self._pull(agent, initial=True)
@@ -106,6 +111,7 @@ class ActorLearner:
             # The gradient is lost (and stale by now); re-pull with retries (re-registering if the
             # server restarted), then carry on with the same envs and network.
             self.counters.failed_pushes += 1
+            self.counters.unknown_pushes += isinstance(err, UnknownWorker)
             log.warning("worker %d: push failed (%s); re-pulling", self.worker_id, err)
             return self._resync(agent)
         self.counters.pushes += 1

@@ -130,6 +130,14 @@ class RunSpec:
         """Environment steps one push covers: t_max on each of the worker's environments."""
         return self.t_max * self.envs_per_worker
 
+    @property
+    def max_env_steps_per_push(self) -> int:
+        """The most env steps one push of this run can report (the server refuses more): t_max steps on
+        each env for a3c and n-step Q; async_update_steps for one-step Q and Sarsa (fewer when an
+        episode ends first), as worker/agents count them."""
+        horizon = self.async_update_steps if self.algo in ("one-step-q", "one-step-sarsa") else self.t_max
+        return horizon * self.envs_per_worker
+
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
 

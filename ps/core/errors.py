@@ -23,3 +23,10 @@ def precondition(reason: str, message: str) -> RequestError:
 def unknown_worker(worker_id: int) -> RequestError:
     return RequestError("NOT_FOUND", "unknown_worker",
                         f"worker {worker_id} is not registered with this server incarnation; register again")
+
+
+def expired_worker(worker_id: int, why: str | None) -> RequestError:
+    """A worker this incarnation registered but has since reaped (it left or timed out): its id is gone."""
+    return RequestError("NOT_FOUND", "expired_worker",
+                        f"worker {worker_id} is no longer registered ({why or 'it left or timed out'}); "
+                        f"its request is discarded: register again")

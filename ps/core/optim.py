@@ -171,6 +171,9 @@ class SharedRMSProp(_Fused):
     def remove_worker(self, worker_id: int) -> None:
         """Called when a worker leaves or times out."""
 
+    def keep_only(self, worker_ids) -> None:
+        """Drop per-worker state of every worker not in worker_ids (none here)."""
+
     def state(self) -> dict[str, np.ndarray]:
         return {"g": self.g}
 
@@ -179,15 +182,16 @@ class SharedRMSProp(_Fused):
 
 
 class _PerWorker(_Fused):
-    """State kept per worker (the paper's "per-thread" variants), created at registration and
-    dropped when the worker leaves: a worker that rejoins starts fresh statistics."""
+    """State kept per worker (the paper's "per-thread" variants), created at the worker's first push
+    (a registration alone costs no memory) and dropped when the worker leaves or times out: a worker
+    that rejoins, under a new id, starts fresh statistics."""
 
     def __init__(self, size: int) -> None:
         self.size = size
         self.per_worker: dict[int, np.ndarray] = {}
 
     def _state_of(self, worker_id: int) -> np.ndarray:
-        # Created lazily too: a worker restored from a checkpoint may push before it re-registers.
+        # Created lazily, at the worker's first applied push.
         if worker_id not in self.per_worker:
             self.add_worker(worker_id)
         return self.per_worker[worker_id]
@@ -197,6 +201,13 @@ class _PerWorker(_Fused):
 
     def remove_worker(self, worker_id: int) -> None:
         self.per_worker.pop(worker_id, None)
+
+    def keep_only(self, worker_ids) -> None:
+        """Drop the state of every worker not in worker_ids: e.g. after a restart, whose workers all
+        register again under new ids, the restored per-worker state belongs to no one."""
+        keep = set(worker_ids)
+        for wid in [w for w in self.per_worker if w not in keep]:
+            del self.per_worker[wid]
 
     def state(self) -> dict[str, np.ndarray]:
         return {f"worker_{wid}": v for wid, v in self.per_worker.items()}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 import time
 import uuid
@@ -20,12 +21,12 @@ from ps.api.spec import VALUE_BASED, RunSpec
 from ps.config import ServerConfig
 from ps.core import optim
 from ps.core.episodes import EpisodeWindow
-from ps.core.errors import RequestError, invalid, precondition, unknown_worker
+from ps.core.errors import RequestError, expired_worker, invalid, precondition, unknown_worker
 from ps.core.observers import Observer
 from ps.core.staleness import StalenessStats, decide, staleness
 from ps.core.sync import SyncRounds
 from ps.core.target import TargetNetwork
-from ps.core.validate import check_counts, decode_gradient
+from ps.core.validate import check_counts, decode_gradient, finite, printable
 from ps.core.workers import WorkerRegistry
 from ps.records.pushlog import PushLog
 
@@ -51,7 +52,7 @@ class ParameterServer:
         self.target: TargetNetwork | None = None   # theta- of the value-based methods (ps/target.py)
         self.version = 0
         self.global_step = 0
-        self.workers = WorkerRegistry()
+        self.workers = WorkerRegistry(config.max_registered_workers)  # live workers; departed ones reaped
         self.staleness = StalenessStats()
         self.episodes = EpisodeWindow()
         self.rejected: dict[str, int] = {}
@@ -69,9 +70,12 @@ class ParameterServer:
     def register(self, host: str, pid: int) -> tuple[int, int]:
         """May run concurrently. Returns (worker_id, seed)."""
         with self._lock:
-            info = self.workers.add(host[:253], pid, lambda wid: derive_seed(self.spec.seed, wid))
-            if self.optimizer is not None:
-                self.optimizer.add_worker(info.worker_id)
+            try:
+                info = self.workers.add(printable(host, 253), pid, lambda wid: derive_seed(self.spec.seed, wid))
+            except RequestError as err:  # --max-registered-workers live already
+                self._count(err.reason)
+                raise
+            # Per-worker optimizer state (rmsprop, momentum-sgd) is made at the worker's first push.
             self._notify_workers()
         log.info("worker %d registered from %s (pid %d)", info.worker_id, info.host, pid)
         return info.worker_id, info.seed
@@ -102,8 +106,9 @@ class ParameterServer:
             self._count_locked("no_parameters")
             raise precondition("no_parameters", "no parameters yet: call Pull with the initial parameters first")
         try:
+            check_counts(push.env_steps, push.episode_returns, push.episode_lengths, self._max_env_steps,
+                         self._env_steps_why)
             d, norm = decode_gradient(push.gradient, push.dtype, push.shape, self.layout.size)
-            check_counts(push.env_steps, push.episode_returns, push.episode_lengths)
         except Exception as err:
             self._count_locked(getattr(err, "reason", "invalid"))
             raise
@@ -116,7 +121,8 @@ class ParameterServer:
             self.global_step += push.env_steps
             info.pushes += 1
             info.env_steps += push.env_steps
-            info.stats = {k: float(v) for k, v in list(push.stats.items())[:32]}
+            info.stats = {printable(str(k), 64): float(v) for k, v in list(push.stats.items())[:32]
+                          if math.isfinite(v)}
             for r in push.episode_returns:
                 self.episodes.add(r)
             version_at_apply, apply_seconds = self.version, 0.0
@@ -184,13 +190,13 @@ class ParameterServer:
             return self.target.reply_for(worker_id, None) if self.target is not None else (0, b"")
 
     def leave(self, worker_id: int, reason: str) -> None:
+        """The worker is reaped at once; its reason is kept (and logged) cut to 100 characters, escaped."""
+        reason = printable(reason) or "left"
         with self._lock:
-            info = self.workers.workers.get(worker_id)
-            if info is not None:
-                info.connected = False
-                info.left_reason = reason[:100] or "left"
-                self._worker_gone(worker_id)
-        log.info("worker %d left (%s)", worker_id, reason or "left")
+            self._known(worker_id)
+            self.workers.depart(worker_id, reason)
+            self._worker_gone(worker_id)
+        log.info("worker %d left (%s)", worker_id, reason)
 
     # --- server-side ----------------------------------------------------------------------------
     def expire_workers(self) -> None:
@@ -198,9 +204,11 @@ class ParameterServer:
             gone = self.workers.expire(self.config.worker_timeout_seconds)
             for wid in gone:
                 self._worker_gone(wid)
-        for wid in gone:
-            log.warning("worker %d silent for %.0f s: dropped from the connected set",
-                        wid, self.config.worker_timeout_seconds)
+        if gone:  # one line however many: a flood of registrations that never call again is one event
+            log.warning("worker%s %s silent for more than %g s: dropped (a later call gets NOT_FOUND and the "
+                        "worker registers again)", "s" if len(gone) > 1 else "",
+                        ", ".join(map(str, gone)) if len(gone) <= 8 else f"{gone[0]}..{gone[-1]} ({len(gone)})",
+                        self.config.worker_timeout_seconds)
 
     def request_stop(self, reason: str) -> None:
         with self._lock:
@@ -215,7 +223,7 @@ class ParameterServer:
         doc = self._status_locked()
         for observer in self.observers:  # live figures kept by observers (rates ...), outside the lock
             doc.update(observer.status_fields())
-        return doc
+        return finite(doc)  # JSON by construction: no NaN or Infinity reaches Status or summary.json
 
     def _status_locked(self) -> dict:
         with self._lock:
@@ -247,7 +255,8 @@ class ParameterServer:
                 "parameters": self.layout.size if self.layout else 0,
                 "layout_hash": self.layout.hash if self.layout else "",
                 "workers_connected": len(self.workers.connected),
-                "workers": [w.to_dict(now) for w in self.workers.workers.values()],
+                "workers_departed": self.workers.departed_total,  # "workers" keeps only the last 64 of them
+                "workers": self.workers.summaries(now),
                 "run_spec": json.loads(self.spec.to_json()),
                 "target_network": self.target.status(self.global_step) if self.target is not None else None,
             }
@@ -291,6 +300,8 @@ class ParameterServer:
             layout = Layout.from_pairs((e["name"], e["shape"]) for e in meta["layout"])
             self._adopt(layout, arrays["theta"].astype("<f4").tobytes())
             self.optimizer.load_state({k[4:]: v for k, v in arrays.items() if k.startswith("opt.")})
+            # per-worker state of the last life's workers: they register again under new ids
+            self.optimizer.keep_only(self.workers.workers)
             self.version, self.global_step = int(meta["version"]), int(meta["global_step"])
             self.episodes.load_state(meta["episodes"])
             self.staleness.load_state(meta["staleness_counts"])
@@ -304,8 +315,13 @@ class ParameterServer:
             self._check_stop()  # a finished run that restarts stops at once instead of applying more
 
     def check_incarnation(self, incarnation: str) -> None:
-        """May run concurrently. A worker id from another incarnation of this server is unknown here."""
-        if incarnation and incarnation != self.incarnation:
+        """May run concurrently. A worker id from another incarnation of this server is unknown here,
+        and so is one without an incarnation: Pull, Push and Leave must carry Register's."""
+        if not incarnation:
+            self._count_locked("unknown_worker")
+            raise RequestError("NOT_FOUND", "unknown_worker", "no incarnation: Pull, Push and Leave must carry the "
+                               "incarnation from Register's reply; register again")
+        if incarnation != self.incarnation:
             self._count_locked("unknown_worker")
             raise RequestError("NOT_FOUND", "unknown_worker", f"incarnation {incarnation[:16]!r} is not this "
                                f"server's ({self.incarnation}): the server restarted; register again")
@@ -322,10 +338,25 @@ class ParameterServer:
     # --- helpers (caller holds the lock) -------------------------------------------------------
     def _known(self, worker_id: int):
         info = self.workers.get(worker_id)
-        if info is None:
+        if info is not None:
+            return info
+        if not self.workers.issued(worker_id):
             self._count("unknown_worker")
             raise unknown_worker(worker_id)
-        return info
+        gone = self.workers.departed_info(worker_id)
+        self._count("expired_worker")
+        raise expired_worker(worker_id, None if gone is None else gone.left_reason or
+                             f"timed out: silent for more than --worker-timeout {self.config.worker_timeout_seconds:g} s")
+
+    @property
+    def _max_env_steps(self) -> int:
+        return self.spec.max_env_steps_per_push
+
+    @property
+    def _env_steps_why(self) -> str:
+        horizon = ("async_update_steps", self.spec.async_update_steps) \
+            if self.spec.algo in ("one-step-q", "one-step-sarsa") else ("t_max", self.spec.t_max)
+        return f"one push covers at most envs {self.spec.envs_per_worker} x {horizon[0]} {horizon[1]}"
 
     def _adopt(self, layout: Layout, initial: bytes) -> None:
         if len(initial) != layout.size * 4:
@@ -337,17 +368,19 @@ class ParameterServer:
             raise invalid("non_finite", "initial parameters contain NaN or Inf")
         self.layout, self.theta = layout, theta
         self.optimizer = optim.make_optimizer(self.spec, theta.size)
-        for worker_id in self.workers.workers:
-            self.optimizer.add_worker(worker_id)
         if self.spec.algo in VALUE_BASED:
             self.target = TargetNetwork(theta, self.spec.target_update_steps, self.global_step)
         if self.spec.sync:
             self.sync = SyncRounds(theta.size, self.spec.sync_timeout, self._lock, self._live_ids, self._apply_sum)
 
     def _worker_gone(self, worker_id: int) -> None:
+        """A worker was reaped (left or timed out): free its per-worker state."""
         if self.optimizer is not None:
             self.optimizer.remove_worker(worker_id)
+        if self.target is not None:
+            self.target.forget(worker_id)
         if self.sync is not None:
+            self.sync.round.absent.discard(worker_id)
             self.sync.release_if_complete()  # the round may have been waiting only for this worker
         self._notify_workers()
 

@@ -16,7 +16,8 @@ class TargetNetwork:
         self.version = 1
         self.copied_at_step = global_step
         self.copies = 0     # copies since adoption (not counting the initial one)
-        self.sends: dict[int, int] = {}  # worker id -> times its parameters went out to that worker
+        self.sends: dict[int, int] = {}  # live worker id -> times its parameters went out to that worker
+        self.sends_departed = 0          # sends to workers since reaped (forget)
         self._bytes = self.params.tobytes()  # cached: sent many times, changed rarely
 
     def maybe_copy(self, theta: np.ndarray, global_step: int) -> bool:
@@ -38,13 +39,17 @@ class TargetNetwork:
         self.sends[worker_id] = self.sends.get(worker_id, 0) + 1
         return self.version, self._bytes
 
+    def forget(self, worker_id: int) -> None:
+        """A worker was reaped: its count joins the total, so `sends` holds live workers only."""
+        self.sends_departed += self.sends.pop(worker_id, 0)
+
     def age(self, global_step: int) -> int:
         """Global steps since the last copy."""
         return global_step - self.copied_at_step
 
     def status(self, global_step: int) -> dict:
         return {"version": self.version, "age_steps": self.age(global_step), "copies": self.copies,
-                "sends_total": sum(self.sends.values()), "sends": {str(k): v for k, v in self.sends.items()},
+                "sends_total": self.sends_departed + sum(self.sends.values()), "sends": {str(k): v for k, v in self.sends.items()},
                 "update_steps": self.update_steps}
 
     # --- checkpoints: the buffer and the meta the server adds to its state_dict ------------------

@@ -38,21 +38,32 @@ def decode_gradient(data: bytes, dtype: str, shape: list[int], expected_size: in
     return d, norm
 
 
-def check_counts(env_steps: int, returns: list[float], lengths: list[int]) -> None:
-    if not 0 <= env_steps <= MAX_ENV_STEPS_PER_PUSH:
-        raise invalid("bad_env_steps", f"env_steps {env_steps} is outside 0..{MAX_ENV_STEPS_PER_PUSH}")
-    if not all(math.isfinite(r) for r in returns):
-        raise invalid("non_finite", "an episode return is NaN or Inf")
-    if lengths and len(lengths) != len(returns):
-        raise invalid("bad_episodes", f"{len(returns)} episode returns but {len(lengths)} lengths")
+def check_counts(env_steps: int, returns, lengths, max_env_steps: int = MAX_ENV_STEPS_PER_PUSH,
+                 steps_why: str = "") -> None:
+    """A push's env steps and finished episodes, against what one push of the run can hold.
+
+    The cheap bounds come first, so a push carrying a million returns is refused before any of them
+    is read: env steps at most `max_env_steps` (the run's RunSpec.max_env_steps_per_push), at most
+    one finished episode per env step, returns finite and |r| <= MAX_EPISODE_RETURN."""
+    if not 0 <= env_steps <= max_env_steps:
+        raise invalid("bad_env_steps", f"env_steps {env_steps} is outside 0..{max_env_steps}"
+                                       f"{f' ({steps_why})' if steps_why else ''}")
     if len(returns) > env_steps:  # each finished episode ended on one of this push's steps
         raise invalid("bad_episodes", f"{len(returns)} episodes finished in a push of {env_steps} env steps")
+    if lengths and len(lengths) != len(returns):
+        raise invalid("bad_episodes", f"{len(returns)} episode returns but {len(lengths)} lengths")
+    if not all(math.isfinite(r) for r in returns):
+        raise invalid("non_finite", "an episode return is NaN or Inf")
+    if any(abs(r) > MAX_EPISODE_RETURN for r in returns):
+        raise invalid("bad_episodes", f"an episode return is outside -{MAX_EPISODE_RETURN:g}..{MAX_EPISODE_RETURN:g}")
     if any(n < 0 or n > MAX_EPISODE_LENGTH for n in lengths):
         raise invalid("bad_episodes", f"an episode length is outside 0..{MAX_EPISODE_LENGTH}")
 
 
 # --- limits on the other fields of Register, Pull and Push (hostile input gets a clear refusal) ---
 MAX_EPISODE_LENGTH = 10**9
+MAX_EPISODE_RETURN = 1e9      # far above any benchmark's score; keeps mean100 and every sum finite
+MAX_REASON_CHARS = 100        # Leave's reason, as logged and reported
 MAX_HOST_CHARS = 253          # a DNS name
 MAX_PID = 2**31 - 1
 MAX_TENSORS = 4096
@@ -98,3 +109,24 @@ def check_message_size(nbytes: int, limit: int) -> None:
     if nbytes > limit:
         raise RequestError("RESOURCE_EXHAUSTED", "too_large",
                            f"message of {nbytes} bytes exceeds the server's --max-message-bytes {limit}")
+
+
+def printable(text: str, limit: int = MAX_REASON_CHARS) -> str:
+    """Client text made safe for a log line and the status: at most `limit` characters, every
+    non-printable character (newlines, escapes, other controls) written as its repr escape."""
+    text = text[:limit]
+    if not text.isprintable():
+        text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return text[:limit]
+
+
+def finite(doc):
+    """A JSON-able document with every non-finite float (NaN, +-Inf) replaced by None, so that
+    json.dumps(doc, allow_nan=False) succeeds: what Status serves and summary.json holds is JSON."""
+    if isinstance(doc, (float, np.floating)):
+        return float(doc) if math.isfinite(doc) else None
+    if isinstance(doc, dict):
+        return {k: finite(v) for k, v in doc.items()}
+    if isinstance(doc, (list, tuple)):
+        return [finite(v) for v in doc]
+    return doc
