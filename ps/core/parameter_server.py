@@ -161,9 +161,12 @@ class ParameterServer:
                                   lr, params, *target, version_at_apply, norm, apply_seconds, 0.0, 0.0,
                                   self.episodes.mean)
         outcome = outcome._replace(server_seconds=time.perf_counter() - start, time=time.time())
-        self.pushlog.append(push, outcome)
+        self.pushlog.append(push, outcome)  # never raises, never touches the disk (ps/records/pushlog.py)
         for observer in self.observers:
-            observer.on_push(push, outcome)
+            try:
+                observer.on_push(push, outcome)
+            except Exception as err:  # noqa: BLE001 - an observer fails alone: the update is applied, the reply goes out
+                self.pushlog.faults.record(getattr(observer, "fault_kind", type(observer).__name__), err)
         return outcome
 
     def _step(self, worker_id: int, d: np.ndarray, norm: float, lr: float, out: np.ndarray | None) -> float:

@@ -51,6 +51,9 @@ class PrometheusMetrics(Observer):
                                         ["worker_id"], registry=r)
         self.worker_staleness = Gauge("a3c_ps_worker_mean_staleness_versions",
                                       "Mean staleness of a connected worker's applied pushes.", ["worker_id"], registry=r)
+        self.disk_faults = Counter("a3c_ps_disk_faults_total",
+                                   "Failed writes of the run's records (a full disk ...), by kind; training goes on.",
+                                   ["kind"], registry=r)
         self._per_worker = (self.worker_pushes, self.worker_env_steps, self.worker_staleness)
         self._connected: set[int] = set()
         self._staleness_sums: dict[int, tuple[int, int]] = {}   # worker id -> (sum, count)
@@ -86,6 +89,10 @@ class PrometheusMetrics(Observer):
                 self._staleness_sums[push.worker_id] = (total, count)
                 self.worker_staleness.labels(label).set(total / count)
 
+    def on_disk_fault(self, kind: str, count: int = 1) -> None:
+        """A DiskFaults listener (ps/records/faults.py)."""
+        self.disk_faults.labels(kind).inc(count)
+
     def on_reject(self, reason: str) -> None:
         self.rejected.labels(reason).inc()
 
@@ -108,9 +115,13 @@ class PrometheusMetrics(Observer):
             self._httpd = None
 
 
-def serve_metrics(core, host: str, port: int) -> PrometheusMetrics:
-    """Attach the metrics observer to the core and serve /metrics; the bound port goes to run_dir/metrics_port."""
+def serve_metrics(core, host: str, port: int, faults=None) -> PrometheusMetrics:
+    """Attach the metrics observer to the core and serve /metrics on host (the server's --metrics-host,
+    loopback by default: /metrics has no authentication); the bound port goes to run_dir/metrics_port.
+    With `faults` (a DiskFaults), its counts are exported as a3c_ps_disk_faults_total{kind}."""
     metrics = PrometheusMetrics(learning_rate=core.spec.lr)
+    if faults is not None:
+        faults.subscribe(metrics.on_disk_fault)
     try:
         bound = metrics.serve(host, port)
     except OSError as err:

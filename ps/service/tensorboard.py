@@ -5,6 +5,10 @@ charts/mean100_return, step = global step T). Per-push figures are aggregated ov
 interval so the file grows with time, not with the push rate: losses/* (the mean of the loss
 terms workers send in each push's `stats`), charts/staleness_p50 and _p99, charts/learning_rate,
 charts/steps_per_second and charts/updates_per_second.
+
+A failed write (a full disk ...) never reaches the apply path: the writer is dropped, the fault
+counted (disk_faults "tensorboard") and a new event file tried RETRY_SECONDS later; the events in
+between are lost.
 """
 from __future__ import annotations
 
@@ -19,11 +23,13 @@ from tensorboard.summary.writer.event_file_writer import EventFileWriter
 from ps.api.source import Push, PushOutcome
 from ps.core.observers import Observer
 from ps.core.staleness import StalenessStats
+from ps.records.faults import DiskFaults
 
 log = logging.getLogger("ps.tensorboard")
 
 INTERVAL_SECONDS = 1.0
 QUEUE_EVENTS = 4096   # the writer's queue blocks when full; keep it far from full
+RETRY_SECONDS = 10.0  # after a failed write (a full disk ...), a new event file this much later
 
 
 def stat_tag(name: str) -> str:
@@ -70,40 +76,83 @@ class _Interval:
 class TensorBoardWriter(Observer):
     """May run concurrently: one lock around the interval and the writer."""
 
-    def __init__(self, logdir: Path, interval_seconds: float = INTERVAL_SECONDS, clock=time.monotonic) -> None:
+    fault_kind = "tensorboard"
+
+    def __init__(self, logdir: Path, interval_seconds: float = INTERVAL_SECONDS, clock=time.monotonic,
+                 faults: DiskFaults | None = None, retry_seconds: float = RETRY_SECONDS) -> None:
         self.logdir = Path(logdir)
-        self._writer = EventFileWriter(str(self.logdir), max_queue_size=QUEUE_EVENTS, flush_secs=2)
+        self.faults = faults or DiskFaults()
+        self._retry_seconds = retry_seconds
         self._interval_seconds = interval_seconds
         self._clock = clock
         self._interval = _Interval(clock())
         self._last_step = 0
         self._lock = threading.Lock()
+        self._closed = False
+        self._writer: EventFileWriter | None = None
+        self._retry_at = 0.0
+        self._open()
+
+    def _open(self) -> None:
+        """A new event file (TensorBoard reads every file in the directory). A failure is a fault:
+        events are dropped until a retry `retry_seconds` later succeeds."""
+        try:
+            self._writer = EventFileWriter(str(self.logdir), max_queue_size=QUEUE_EVENTS, flush_secs=2)
+        except Exception as err:  # noqa: BLE001 - a full disk, a read-only directory ...
+            self._failed(err)
+
+    def _failed(self, err: BaseException) -> None:
+        """The writer's thread died (its error resurfaces on the next call) or it could not be made:
+        drop it, count the fault, try a new file later."""
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            try:
+                writer.close()
+            except Exception:  # noqa: BLE001 - it is broken already
+                pass
+        self._retry_at = self._clock() + self._retry_seconds
+        self.faults.record("tensorboard", err, f"events dropped; a new event file in {self._retry_seconds:g} s")
 
     def on_push(self, push: Push, event: PushOutcome) -> None:
         with self._lock:
             if self._writer is None:
-                return
-            step = event.global_step
-            for r in push.episode_returns:
-                self._scalar("charts/episode_return", r, step, event.time)
-            for n in push.episode_lengths:
-                self._scalar("charts/episode_length", n, step, event.time)
-            if push.episode_returns and event.mean100 is not None:
-                self._scalar("charts/mean100_return", event.mean100, step, event.time)
-            self._interval.add(push, event)
-            self._last_step = max(self._last_step, step)
-            now = self._clock()
-            if now - self._interval.start >= self._interval_seconds:
-                self._write_interval(now)
+                if self._closed or self._clock() < self._retry_at:
+                    return
+                self._open()
+                if self._writer is None:
+                    return
+            try:
+                self._on_push(push, event)
+            except Exception as err:  # noqa: BLE001 - never into the apply path
+                self._failed(err)
+
+    def _on_push(self, push: Push, event: PushOutcome) -> None:
+        step = event.global_step
+        for r in push.episode_returns:
+            self._scalar("charts/episode_return", r, step, event.time)
+        for n in push.episode_lengths:
+            self._scalar("charts/episode_length", n, step, event.time)
+        if push.episode_returns and event.mean100 is not None:
+            self._scalar("charts/mean100_return", event.mean100, step, event.time)
+        self._interval.add(push, event)
+        self._last_step = max(self._last_step, step)
+        now = self._clock()
+        if now - self._interval.start >= self._interval_seconds:
+            self._write_interval(now)
 
     def close(self) -> None:
+        """Write the last interval and close the file. Never raises."""
         with self._lock:
+            self._closed = True
             if self._writer is None:
                 return
-            if self._interval.pushes:
-                self._write_interval(self._clock())
-            self._writer.close()
-            self._writer = None
+            try:
+                if self._interval.pushes:
+                    self._write_interval(self._clock())
+                self._writer.close()
+                self._writer = None
+            except Exception as err:  # noqa: BLE001
+                self._failed(err)
 
     def _write_interval(self, now: float) -> None:
         wall = time.time()

@@ -249,12 +249,17 @@ def _rolling_mean(x: np.ndarray, n: int) -> np.ndarray:
 
 
 def _save(fig, path: Path) -> None:
-    fig.tight_layout()
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=90)
-    tmp.replace(path)
     import matplotlib.pyplot as plt
-    plt.close(fig)
+    tmp = path.with_name(path.stem + ".tmp.png")
+    try:
+        fig.tight_layout()
+        fig.savefig(tmp, dpi=90)
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # no half-written plot keeps its space on a full disk
+        raise
+    finally:
+        plt.close(fig)
 
 
 def write_plots(run_dir: Path, data: RunData | None = None) -> list[Path]:
@@ -266,13 +271,17 @@ def write_plots(run_dir: Path, data: RunData | None = None) -> list[Path]:
     return paths
 
 
-def report_at_end(run_dir: Path) -> None:
-    """The server's end-of-run call: plots if possible, one warning line if not, never an exception."""
+def report_at_end(run_dir: Path, faults=None) -> None:
+    """The server's end-of-run call: plots if possible, one line if not, never an exception. With
+    `faults` (ps/records/faults.py) a failure is counted there (kind "plots")."""
     try:
         paths = write_plots(Path(run_dir))
         print(f"ps-serve: wrote {', '.join(str(p) for p in paths)}", file=sys.stderr)
     except Exception as err:  # plotting must never fail a finished run
-        log.warning("plots not written: %s: %s", type(err).__name__, err)
+        if faults is not None:
+            faults.record("plots", err, "plots not written (ps-report RUN_DIR draws them later)")
+        else:
+            log.warning("plots not written: %s: %s", type(err).__name__, err)
 
 
 def main(argv=None) -> int:
