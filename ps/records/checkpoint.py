@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ps.api.layout import Layout
+from ps.records.faults import DiskFaults
 
 log = logging.getLogger("ps.checkpoint")
 MAGIC = b"A3C-CHECKPOINT 1\n"
@@ -73,19 +74,44 @@ def decode(blob: bytes, name: str) -> dict:
     return {"arrays": arrays, "meta": meta}
 
 
+NONNEGATIVE_STATS = ("shared-rmsprop", "rmsprop")  # optimizers whose opt.* arrays are running means of d^2
+
+
 def _check_layout(arrays: dict, meta: dict, name: str) -> None:
+    """Every array against the layout, one by one: theta, the optimizer's statistics (shared and per
+    worker), the flat arrays meta lists (theta- ...): float32, the layout's size, finite; RMSProp's
+    statistics non-negative. A NaN or negative statistic would load and turn every parameter into
+    NaN one push later."""
     try:
         layout = Layout.from_pairs((e["name"], e["shape"]) for e in meta["layout"])
     except (KeyError, TypeError, ValueError):
         raise CheckpointError(f"checkpoint {name} has no readable layout") from None
     if layout.hash != meta.get("layout_hash"):
         raise CheckpointError(f"checkpoint {name}: layout does not match its hash {meta.get('layout_hash')}")
-    for key in ("theta", *meta.get("flat_arrays", ())):
+    for key in ("version", "global_step"):
+        if not isinstance(meta.get(key), int) or isinstance(meta.get(key), bool) or meta[key] < 0:
+            raise CheckpointError(f"checkpoint {name}: meta {key!r} is {meta.get(key)!r}, not a count")
+    spec = meta.get("run_spec") if isinstance(meta.get("run_spec"), dict) else {}
+    optimizer = spec.get("optimizer", "shared-rmsprop")
+    stats = sorted(k for k in arrays if k.startswith("opt."))
+    if optimizer == "shared-rmsprop" and "opt.g" not in arrays and spec:
+        raise CheckpointError(f"checkpoint {name}: array 'opt.g' (shared RMSProp statistics) is missing")
+    flat_arrays = meta.get("flat_arrays", ())
+    if not isinstance(flat_arrays, (list, tuple)) or not all(isinstance(k, str) for k in flat_arrays):
+        raise CheckpointError(f"checkpoint {name}: meta 'flat_arrays' is not a list of names")
+    for key in dict.fromkeys(("theta", *flat_arrays, *stats)):
         a = arrays.get(key)
-        if a is None or a.dtype != np.float32 or a.size != layout.size:
-            got = "missing" if a is None else f"{a.size} {a.dtype}"
+        if a is None or a.dtype != np.float32 or a.shape != (layout.size,):
+            got = ("missing" if a is None else f"{a.size} {a.dtype}" if a.ndim == 1
+                   else f"{a.size} {a.dtype} of shape {a.shape}")
             raise CheckpointError(f"checkpoint {name}: array {key!r} is {got}, "
                                   f"layout {layout.hash} needs {layout.size} float32")
+        if not np.isfinite(a).all():
+            raise CheckpointError(f"checkpoint {name}: array {key!r} holds NaN or Inf "
+                                  f"({int(np.count_nonzero(~np.isfinite(a)))} of {a.size} values)")
+        if key.startswith("opt.") and optimizer in NONNEGATIVE_STATS and (a < 0).any():
+            raise CheckpointError(f"checkpoint {name}: array {key!r} holds negative {optimizer} statistics "
+                                  f"({int(np.count_nonzero(a < 0))} of {a.size} values)")
 
 
 def save(directory: Path, state: dict, keep: int = KEEP) -> Path:
@@ -95,11 +121,15 @@ def save(directory: Path, state: dict, keep: int = KEEP) -> Path:
     seq = int(_NAME.match(existing[0].name).group(1)) + 1 if existing else 1
     path = directory / f"ckpt-{seq:08d}.a3c"
     tmp = directory / f".{path.name}.tmp"
-    with open(tmp, "wb") as f:
-        f.write(encode(state))
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(encode(state))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a half-written temp file must not keep its space on a full disk
+        raise
     _fsync_dir(directory)
     for old in list_checkpoints(directory)[keep:]:
         old.unlink(missing_ok=True)
@@ -162,10 +192,19 @@ def set_aside(run_dir: Path, names: tuple[str, ...]) -> Path | None:
 
 
 class Checkpointer:
-    """Writes `state_fn()` every `every_seconds` from a background thread, and once more at stop()."""
+    """Writes `state_fn()` every `every_seconds` from a background thread, and once more at stop().
 
-    def __init__(self, state_fn, directory: Path, every_seconds: float, keep: int = KEEP) -> None:
+    With a `pushlog` (ps/records/pushlog.py), pushes.csv's rows of the updates in the state are
+    written and fsynced first and their count goes into meta "pushlog_rows" (the resume cuts the file
+    back to it). A periodic checkpoint whose rows cannot be written waits for the next period; a failed
+    write is counted in `faults` (kind "checkpoint") and retried, never raised from the thread.
+    """
+
+    def __init__(self, state_fn, directory: Path, every_seconds: float, keep: int = KEEP,
+                 faults: DiskFaults | None = None, pushlog=None) -> None:
         self._state_fn, self._dir, self._every, self._keep = state_fn, directory, every_seconds, keep
+        self.faults = faults or DiskFaults()
+        self._pushlog = pushlog
         self._stop = threading.Event()
         self._write_lock = threading.Lock()  # the periodic and the final write never interleave
         self._thread = threading.Thread(target=self._run, name="checkpoint", daemon=True)
@@ -175,10 +214,26 @@ class Checkpointer:
         if self._every > 0:
             self._thread.start()
 
-    def write(self) -> Path | None:
-        """May run concurrently. Writes a checkpoint unless there is nothing learned yet."""
-        with self._write_lock:
+    def _state(self, final: bool) -> dict | None:
+        if self._pushlog is None:
+            return self._state_fn()
+        with self._pushlog.checkpoint_sync() as sync:
             state = self._state_fn()
+            if state is None:
+                return None
+            rows = sync(int(state["meta"]["version"]))
+            if rows is None:
+                if not final:
+                    raise PushLogBehind("pushes.csv's rows could not be written first: checkpoint deferred")
+                rows = self._pushlog.rows_on_disk  # the last chance: keep the learning, say what the csv holds
+                log.warning("final checkpoint: pushes.csv holds only %d rows (a disk fault)", rows)
+            state["meta"]["pushlog_rows"] = rows
+            return state
+
+    def write(self, final: bool = False) -> Path | None:
+        """May run concurrently. Writes a checkpoint unless there is nothing learned yet; raises on failure."""
+        with self._write_lock:
+            state = self._state(final)
             if state is None:
                 return None
             start = time.perf_counter()
@@ -192,12 +247,16 @@ class Checkpointer:
         while not self._stop.wait(self._every):
             try:
                 self.write()
-            except OSError as err:  # a full disk must not kill the run; say so and try again later
-                log.error("checkpoint failed: %s", err)
+            except Exception as err:  # noqa: BLE001 - a full disk must not kill the run: count, say, retry
+                self.faults.record("checkpoint", err, f"trying again in {self._every:g} s")
 
     def stop(self) -> Path | None:
-        """Stop the periodic writes and write the final checkpoint."""
+        """Stop the periodic writes and write the final checkpoint (raises if it fails)."""
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join()
-        return self.write()
+        return self.write(final=True)
+
+
+class PushLogBehind(OSError):
+    """pushes.csv could not take the rows a checkpoint would cover (a full disk ...)."""

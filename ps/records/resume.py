@@ -1,7 +1,8 @@
 """At start: resume the run in --run-dir from its newest checkpoint, or start over (--fresh).
 
-Resuming also cuts pushes.csv back to the checkpoint, so its rows still agree with the restored
-version and T (the pushes after the checkpoint were lost with the server that applied them).
+Resuming also cuts pushes.csv back to the checkpoint (to the row count it recorded), so its rows
+still agree with the restored version and T (the pushes after the checkpoint were lost with the
+server that applied them).
 """
 from __future__ import annotations
 
@@ -32,7 +33,8 @@ def prepare(spec: RunSpec, config: ServerConfig) -> tuple[Path, dict] | None:
         return None
     path, state = found
     _check_same_run(spec, state["meta"].get("run_spec", {}), path)
-    cut_pushlog(run_dir / "pushes.csv", int(state["meta"]["version"]))
+    rows = state["meta"].get("pushlog_rows")
+    cut_pushlog(run_dir / "pushes.csv", int(state["meta"]["version"]), rows if isinstance(rows, int) else None)
     return path, state
 
 
@@ -48,21 +50,54 @@ def _check_same_run(spec: RunSpec, saved: dict, path: Path) -> None:
         log.warning("resuming with %s %r (the checkpoint's run had %r)", k, now[k], saved[k])
 
 
-def cut_pushlog(path: Path, version: int) -> None:
-    """Keep only the rows of updates the checkpoint contains (applied_version < version)."""
+def cut_pushlog(path: Path, version: int, rows: int | None = None) -> None:
+    """Keep only the rows of the updates the checkpoint contains.
+
+    With `rows` (the checkpoint's meta "pushlog_rows": the rows it fsynced before it was written,
+    in version order), the file is cut after its header and that many rows; else (older
+    checkpoints) the rows with applied_version < version are kept. A partial last line (a crash in
+    the middle of a write) goes either way.
+    """
     if not path.exists():
         return
-    with open(path, newline="") as f:
-        rows = list(csv.reader(f))
-    if not rows:
+    if rows is not None:
+        _truncate_after(path, rows + 1)
         return
-    col = rows[0].index("applied_version") if "applied_version" in rows[0] else None
+    with open(path, newline="") as f:
+        table = list(csv.reader(f))
+    if not table:
+        return
+    col = table[0].index("applied_version") if "applied_version" in table[0] else None
     if col is None:
         return
-    keep = [rows[0]] + [r for r in rows[1:] if len(r) > col and r[col].isdigit() and int(r[col]) < version]
-    if len(keep) == len(rows):
+    width = len(table[0])
+    keep = [table[0]] + [r for r in table[1:] if len(r) == width and r[col].isdigit() and int(r[col]) < version]
+    if len(keep) == len(table):
         return
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", newline="") as f:
-        csv.writer(f).writerows(keep)
+        csv.writer(f, lineterminator="\n").writerows(keep)
+        f.flush()
+        os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def _truncate_after(path: Path, lines: int) -> None:
+    """Cut the file after its first `lines` complete lines (or after its last complete line, when it
+    has fewer: a row cut in half by a crash is not a row)."""
+    offset, seen = 0, 0
+    with open(path, "rb") as f:
+        while seen < lines:
+            line = f.readline()
+            if not line.endswith(b"\n"):
+                break
+            offset += len(line)
+            seen += 1
+    if max(0, seen - 1) < lines - 1:
+        log.warning("%s has %d rows, the checkpoint counted %d: the missing rows were lost to a disk fault",
+                    path, max(0, seen - 1), lines - 1)
+    if offset != path.stat().st_size:
+        with open(path, "r+b") as f:
+            f.truncate(offset)
+            f.flush()
+            os.fsync(f.fileno())
