@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
-RUN_DIR ?= runs/cartpole-$(shell date +%Y%m%d-%H%M%S)
+# the PID of the shell that names it makes two `make run` in the same second use two folders
+RUN_DIR ?= runs/cartpole-$(shell date +%Y%m%d-%H%M%S)-$(shell echo $$$$)
 
 .PHONY: venv run test bench bench-server bench-scaling proto clean
 

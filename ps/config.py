@@ -38,6 +38,8 @@ class ServerConfig:
     # --- observability (metrics, status, TensorBoard, report) ---
     metrics_port: int = -1
     """Port of the Prometheus /metrics endpoint (on --host); -1 turns it off, 0 picks a free one (written to run_dir/metrics_port)."""
+    metrics_host: str = "127.0.0.1"
+    """Address /metrics binds; loopback by default, since /metrics has no authentication."""
     # --- faults, checkpoints and security (ps/records/checkpoint.py, ps/service/auth.py) ---
     checkpoint_every_seconds: Annotated[float, arg(name="checkpoint-every")] = 30.0
     """Write a checkpoint (parameters, optimizer statistics, T, version ...) this often, and at stop; 0 = only at stop."""

@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 from ps.records import resume
 from ps.service.auth import local_worker_args
-from ps.records.checkpoint import Checkpointer, checkpoint_dir
+from ps.records.checkpoint import CheckpointError, Checkpointer, checkpoint_dir
+from ps.records.faults import DiskFaults, describe
+from ps.records.rundir import RunDirLock, remove_stale_temps
 from ps.api.spec import RunSpec
 from ps.config import ServerConfig
 from ps.core.parameter_server import ParameterServer
@@ -39,19 +43,68 @@ def start_local_workers(count: int, port: int, extra: list[str] = ()) -> list[su
 
 
 def run_node(spec: RunSpec, config: ServerConfig, local_workers: int = 0) -> int:
+    """One server's life on its run dir, holding the run dir's lock throughout (ps/records/rundir.py).
+
+    A start that fails before serving (a port in use, a refused checkpoint ...) raises one line for
+    ps-serve to print, and leaves no half-made run dir: one this invocation created is removed."""
     keep_freed_buffers()  # no page-fault churn on message-sized buffers (ps/malloc_tuning.py)
+    lock = RunDirLock(Path(config.run_dir))  # before anything in the run dir is touched; RunDirBusy -> exit 2
+    started: dict = {}
+    try:
+        return _run(spec, config, local_workers, lock, started)
+    except BaseException:
+        if "port" not in started:
+            core = started.get("core")
+            if core is not None:
+                core.close()
+            lock.abandon()
+        raise
+    finally:
+        lock.release()
+
+
+def check_port_free(host: str, port: int) -> None:
+    """A fixed port already bound fails here in one line, before the run dir is touched (gRPC's own
+    failure comes with a C-level log line)."""
+    if port == 0:
+        return
+    try:
+        family, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                          flags=socket.AI_PASSIVE)[0]
+        with socket.socket(family, kind, proto) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gRPC binds: TIME_WAIT is no conflict
+            s.bind(addr)
+    except OSError as err:
+        raise OSError(f"cannot bind {host}:{port}: {err.strerror or err} (another server on it? "
+                      f"--port 0 picks a free one)") from None
+
+
+def _run(spec: RunSpec, config: ServerConfig, local_workers: int, lock: RunDirLock, started: dict) -> int:
+    check_port_free(config.host, config.port)
+    remove_stale_temps(lock.run_dir)  # the lock is ours: no other server is writing them
     resumed = resume.prepare(spec, config)  # before the core opens pushes.csv; CheckpointError -> exit 2
-    core = ParameterServer(spec, config)
+    core = started["core"] = ParameterServer(spec, config)
+    faults = DiskFaults()  # every record writer counts its failures here: status, summary.json, /metrics
+    core.pushlog.faults = faults
+    core.observers.append(faults)
     if resumed is not None:
-        core.load_state_dict(resumed[1])
+        try:
+            core.load_state_dict(resumed[1])
+        except Exception as err:  # verified array by array already; anything else is still one line
+            raise CheckpointError(f"checkpoint {resumed[0]} cannot be restored ({describe(err)}): "
+                                  f"move it away to resume from an older one, or pass --fresh") from None
         print(f"ps-serve: resuming from {resumed[0]} (T {core.global_step}, version {core.version})",
               file=sys.stderr, flush=True)
-    checkpointer = Checkpointer(core.state_dict, checkpoint_dir(core.run_dir), config.checkpoint_every_seconds)
-    core.observers += [RateWindow(), TensorBoardWriter(core.run_dir / "tb")]
+    core.pushlog.expect_version(core.version)
+    checkpointer = Checkpointer(core.state_dict, checkpoint_dir(core.run_dir), config.checkpoint_every_seconds,
+                                faults=faults, pushlog=core.pushlog)
+    core.observers += [RateWindow(), TensorBoardWriter(core.run_dir / "tb", faults=faults)]
     if config.metrics_port >= 0:
-        serve_metrics(core, config.host, config.metrics_port)
+        serve_metrics(core, config.metrics_host, config.metrics_port, faults)
     server = start_server(core)
     port = server.port
+    started["port"] = port
+    lock.note(port=port)
     print(f"ps-serve: listening on {config.host}:{port}", file=sys.stderr, flush=True)
 
     def on_signal(signum, _frame):
@@ -74,24 +127,39 @@ def run_node(spec: RunSpec, config: ServerConfig, local_workers: int = 0) -> int
         _wait_for_workers(core, children, config.stop_grace_seconds)
     finally:
         progress.stop()
-        summary = summary_from_status(core.status())
-        write_json_atomic(core.run_dir / "summary.json", summary)
-        layout, theta = core.params_snapshot()
-        if layout is not None:
-            write_final_params(core.run_dir / "params_final.npz", layout, theta)
-        core.close()
         server.enter_graceful_shutdown()
         server.stop(grace=1.0)
-        checkpointer.stop()  # the final checkpoint, once no push can land any more
+        # What the run leaves, most valuable first, each write attempted on its own: one failing
+        # (a full disk ...) is counted and said, and never skips the others.
+        _attempt(faults, "checkpoint", checkpointer.stop)  # the final checkpoint, once no push can land any more
+        layout, theta = core.params_snapshot()
+        if layout is not None:
+            _attempt(faults, "params_final", write_final_params, core.run_dir / "params_final.npz", layout, theta)
+        core.close()  # pushes.csv's last rows, TensorBoard's last events; never raises
+        summary = summary_from_status(core.status())
+        wrote_summary = _attempt(faults, "summary", write_json_atomic, core.run_dir / "summary.json", summary)
         for child in children:
             if child.poll() is None:
                 child.terminate()
                 child.wait(timeout=10)
     for line in summary_lines(summary):
         print(line, file=sys.stderr)
-    print(f"ps-serve: wrote {core.run_dir / 'summary.json'}", file=sys.stderr)
-    report_at_end(core.run_dir)  # plots; a failure here is logged, never fails the run
+    if wrote_summary:
+        print(f"ps-serve: wrote {core.run_dir / 'summary.json'}", file=sys.stderr)
+    if summary.get("disk_faults"):
+        print(f"ps-serve: disk faults (training went on): {summary['disk_faults']}", file=sys.stderr)
+    report_at_end(core.run_dir, faults)  # plots; a failure here is counted and logged, never fails the run
     return exit_code
+
+
+def _attempt(faults: DiskFaults, kind: str, write, *args) -> bool:
+    """One of the final writes: True when done; a failure is counted and logged, never raised."""
+    try:
+        write(*args)
+        return True
+    except Exception as err:  # noqa: BLE001 - the other writes still get their turn
+        faults.record(kind, err, "not written")
+        return False
 
 
 def _wait_for_workers(core: ParameterServer, children: list[subprocess.Popen], grace: float) -> None:
