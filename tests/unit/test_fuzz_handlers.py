@@ -20,6 +20,7 @@ from ps.api.spec import RunSpec
 from ps.config import ServerConfig
 from ps.core.parameter_server import ParameterServer
 from ps.api.layout import Layout
+from ps.core.workers import WorkerInfo
 from ps.service.grpc_service import ParameterServerServicer, start_server
 
 LAYOUT = Layout.from_pairs([("w", (4, 2)), ("b", (2,))])
@@ -66,8 +67,17 @@ class Target:
         c = self.core
         return hashlib.sha256(c.theta.tobytes()).hexdigest(), c.version, c.global_step
 
+    def rejoin(self) -> None:
+        """A fuzzed Leave may have reaped the fuzz worker (its id is then gone): put it back under the
+        same id, which the strategies were built with, so valid pushes keep being applied."""
+        if self.wid not in self.core.workers.workers:
+            with self.core._lock:
+                self.core.workers.workers[self.wid] = WorkerInfo(self.wid, "fuzz", 1, 0)
+
     def handle(self, method: str, request) -> None:
-        """One input through the handler; a refusal must leave the fingerprint as it was."""
+        """One input through the handler; a refusal must leave the fingerprint as it was, and the
+        status stays JSON (no NaN or Infinity, whatever was accepted)."""
+        self.rejoin()
         before = self.fingerprint()
         self.inputs += 1
         if method == "Push" and not isinstance(request, bytes):
@@ -79,6 +89,8 @@ class Target:
             assert err.code != grpc.StatusCode.INTERNAL, f"{method} crashed on {request!r:.300}: {err.details}"
             assert "\n" not in err.details
             assert self.fingerprint() == before, f"refused {method} changed the parameters: {err.details}"
+        if method in ("Push", "Leave") or self.inputs % 50 == 0:
+            json.dumps(self.core.status(), allow_nan=False)
 
     def handle_bytes(self, method: str, blob: bytes) -> None:
         if method == "Push":  # no deserializer in front of Push: its handler reads the bytes itself
@@ -202,6 +214,7 @@ def test_ten_thousand_hostile_inputs_never_crash_a_handler_nor_touch_parameters_
     assert 0 < target.accepted < target.inputs and target.core.version > 0  # both paths, pushes applied too
     assert np.isfinite(target.core.theta).all()
     assert target.core.status()["rejected"]  # refusals were counted
+    json.dumps(target.core.status(), allow_nan=False)
 
 
 def test_random_bytes_over_real_grpc_get_a_status_and_the_server_keeps_serving(tmp_path):
