@@ -143,3 +143,106 @@ def test_a_finished_run_restarted_from_its_checkpoint_stops_at_once(tmp_path):
     assert b.stopped.is_set() and "total steps" in b.stop_reason and b.version == 5
     a.close()
     b.close()
+
+
+# --- pushes.csv and checkpoints agree; disk faults never reach the apply path -------------------------
+import os  # noqa: E402
+import time  # noqa: E402
+
+from ps.api.source import PushOutcome  # noqa: E402
+from ps.records.faults import DiskFaults  # noqa: E402
+from ps.records.pushlog import PushLog  # noqa: E402
+
+
+def _outcome(version_at_apply: int, applied: bool = True) -> PushOutcome:
+    o = PushOutcome(applied, "" if applied else "too_stale", version_at_apply + int(applied), 0, False, 0, 0.01,
+                    None, 0, b"", version_at_apply, 1.0, 0.0, 0.0, 0.0, None)
+    return o._replace(time=time.time())
+
+
+def _csv_versions(path) -> list[tuple[int, int]]:
+    with open(path, newline="") as f:
+        return [(int(r["applied_version"]), int(r["applied"])) for r in csv.DictReader(f)]
+
+
+def test_pushlog_writes_rows_in_version_order_and_a_checkpoint_sync_counts_exactly_its_rows(tmp_path):
+    log = PushLog(tmp_path / "pushes.csv", flush_seconds=3600)
+    push = Push(worker_id=1, base_version=0, gradient=b"", shape=[0], env_steps=4)
+    for v in (1, 0, 2):                  # arrival order differs from the order of the lock
+        log.append(push, _outcome(v))
+    log.append(push, _outcome(3, applied=False))  # dropped while the version was 3
+    log.append(push, _outcome(5))        # version 4's row is late
+    assert log.flush()
+    assert _csv_versions(tmp_path / "pushes.csv") == [(0, 1), (1, 1), (2, 1), (3, 0)]  # 5 waits for 4
+    with log.checkpoint_sync() as sync:
+        log.append(push, _outcome(4))
+        assert sync(5) == 5              # rows of versions 0..4 (and the drop at 3), fsynced; not 5's
+    assert _csv_versions(tmp_path / "pushes.csv")[-1] == (4, 1)
+    log.close()
+    assert _csv_versions(tmp_path / "pushes.csv") == [(0, 1), (1, 1), (2, 1), (3, 0), (4, 1), (5, 1)]
+
+
+def test_pushlog_keeps_rows_the_disk_refuses_and_writes_them_when_it_has_room(tmp_path):
+    faults = DiskFaults()
+    log = PushLog(tmp_path / "pushes.csv", flush_seconds=3600, faults=faults)
+    push = Push(worker_id=1, base_version=0, gradient=b"", shape=[0], env_steps=4)
+    good_fd, log._fd = log._fd, os.open("/dev/full", os.O_WRONLY)  # every write: ENOSPC
+    for v in range(50):
+        log.append(push, _outcome(v))
+    assert not log.flush() and not log.flush()
+    assert faults.counts() == {"pushes_csv": 2} and log.rows_on_disk == 0
+    with log.checkpoint_sync() as sync:
+        assert sync(50) is None          # a checkpoint must not claim rows that are not on disk
+    os.close(log._fd)
+    log._fd = good_fd                    # room again
+    assert log.flush() and log.rows_on_disk == 50
+    log.close()
+    assert [v for v, _ in _csv_versions(tmp_path / "pushes.csv")] == list(range(50))
+
+
+def test_an_observer_that_raises_never_reaches_the_worker_and_is_counted(tmp_path):
+    from ps.core.observers import Observer
+
+    class Broken(Observer):
+        fault_kind = "broken"
+
+        def on_push(self, push, outcome):
+            raise OSError(28, "No space left on device")
+
+    core = _server(tmp_path / "run")
+    faults = DiskFaults()
+    core.pushlog.faults = faults
+    core.observers += [Broken(), faults]
+    _drive(core, 5)
+    assert core.version == 5 and faults.counts() == {"broken": 5}
+    assert core.status()["disk_faults"] == {"broken": 5}
+    core.close()
+
+
+def test_tensorboard_fails_alone_and_opens_a_new_file_later(tmp_path):
+    from ps.service.tensorboard import TensorBoardWriter
+
+    class FullDisk:
+        def add_event(self, event):
+            raise OSError(28, "No space left on device")
+
+        def close(self):
+            raise OSError(28, "No space left on device")
+
+    faults = DiskFaults()
+    clock = [0.0]
+    tb = TensorBoardWriter(tmp_path / "tb", interval_seconds=0.0, clock=lambda: clock[0], faults=faults,
+                           retry_seconds=10.0)
+    first = tb._writer
+    tb._writer = FullDisk()
+    push = Push(worker_id=1, base_version=0, gradient=b"", shape=[0], env_steps=4, episode_returns=[1.0],
+                episode_lengths=[3])
+    for _ in range(3):
+        tb.on_push(push, _outcome(0))    # never raises
+    assert faults.counts() == {"tensorboard": 1} and tb._writer is None
+    clock[0] = 11.0
+    tb.on_push(push, _outcome(1))
+    assert tb._writer is not None and faults.counts() == {"tensorboard": 1}
+    tb.close()
+    first.close()
+    assert len(list((tmp_path / "tb").iterdir())) == 2
