@@ -31,13 +31,18 @@ def joined(served, stub_for):
     stub = stub_for(served.address)
     reg = stub.Register(pb.RegisterRequest(host="test", pid=1), timeout=5)
     init = np.linspace(-1, 1, N, dtype=np.float32).tobytes()
-    stub.Pull(pb.PullRequest(worker_id=reg.worker_id, layout=layout_to_proto(LAYOUT),
+    stub.Pull(pb.PullRequest(worker_id=reg.worker_id, layout=layout_to_proto(LAYOUT), incarnation=reg.incarnation,
                              initial_params=pb.Tensor(data=init, shape=[N], dtype="float32")), timeout=5)
+    global INC
+    INC = reg.incarnation
     return stub, reg.worker_id
 
 
+INC = ""  # the served server's incarnation, set by `joined`
+
+
 def _params_hash(stub, wid):
-    reply = stub.Pull(pb.PullRequest(worker_id=wid, layout=layout_to_proto(LAYOUT)), timeout=5)
+    reply = stub.Pull(pb.PullRequest(worker_id=wid, layout=layout_to_proto(LAYOUT), incarnation=INC), timeout=5)
     return hashlib.sha256(reply.params.data).hexdigest(), reply.version
 
 
@@ -62,7 +67,7 @@ def test_bad_push_is_refused_counted_and_changes_nothing(joined, case):
     before, version = _params_hash(stub, wid)
     count = _rejected(stub).get(reason, 0)
     with pytest.raises(grpc.RpcError) as err:
-        stub.Push(pb.PushRequest(worker_id=wid, base_version=base,
+        stub.Push(pb.PushRequest(incarnation=INC, worker_id=wid, base_version=base,
                                  gradients=pb.Tensor(data=make(), shape=[N], dtype=dtype), env_steps=5), timeout=5)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert words in err.value.details()
@@ -74,7 +79,7 @@ def test_bad_push_is_refused_counted_and_changes_nothing(joined, case):
 def test_a_good_push_does_change_the_parameters(joined):
     stub, wid = joined
     before, version = _params_hash(stub, wid)
-    reply = stub.Push(pb.PushRequest(worker_id=wid, base_version=version,
+    reply = stub.Push(pb.PushRequest(incarnation=INC, worker_id=wid, base_version=version,
                                      gradients=pb.Tensor(data=np.ones(N, np.float32).tobytes(), shape=[N],
                                                          dtype="float32"), env_steps=5), timeout=5)
     assert reply.version == version + 1
@@ -84,7 +89,7 @@ def test_a_good_push_does_change_the_parameters(joined):
 def test_unknown_worker_is_refused(joined):
     stub, _ = joined
     with pytest.raises(grpc.RpcError) as err:
-        stub.Push(pb.PushRequest(worker_id=9999, base_version=0,
+        stub.Push(pb.PushRequest(incarnation=INC, worker_id=9999, base_version=0,
                                  gradients=pb.Tensor(data=np.ones(N, np.float32).tobytes(), dtype="float32")),
                   timeout=5)
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
@@ -96,7 +101,7 @@ def test_layout_mismatch_names_both_hashes(joined):
     other = Layout.from_pairs([("w", (4, 3))])
     reg = stub.Register(pb.RegisterRequest(host="test", pid=2), timeout=5)
     with pytest.raises(grpc.RpcError) as err:
-        stub.Pull(pb.PullRequest(worker_id=reg.worker_id, layout=layout_to_proto(other)), timeout=5)
+        stub.Pull(pb.PullRequest(incarnation=INC, worker_id=reg.worker_id, layout=layout_to_proto(other)), timeout=5)
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert other.hash in err.value.details() and LAYOUT.hash in err.value.details()
 
@@ -118,33 +123,60 @@ BAD_REQUESTS = {
     "negative pid": (lambda s, w: s.Register(pb.RegisterRequest(host="h", pid=-5), timeout=5),
                      "INVALID_ARGUMENT", "bad_register", "pid -5"),
     "layout with a negative dimension": (
-        lambda s, w: s.Pull(pb.PullRequest(worker_id=w, layout=_layout([("w", [4, -2])])), timeout=5),
+        lambda s, w: s.Pull(pb.PullRequest(incarnation=INC, worker_id=w, layout=_layout([("w", [4, -2])])), timeout=5),
         "INVALID_ARGUMENT", "bad_layout", "positive dimensions"),
     "layout with duplicate names": (
-        lambda s, w: s.Pull(pb.PullRequest(worker_id=w, layout=_layout([("w", [2]), ("w", [2])])), timeout=5),
+        lambda s, w: s.Pull(pb.PullRequest(incarnation=INC, worker_id=w, layout=_layout([("w", [2]), ("w", [2])])), timeout=5),
         "INVALID_ARGUMENT", "bad_layout", "unique"),
-    "empty layout": (lambda s, w: s.Pull(pb.PullRequest(worker_id=w), timeout=5),
+    "empty layout": (lambda s, w: s.Pull(pb.PullRequest(incarnation=INC, worker_id=w), timeout=5),
                      "INVALID_ARGUMENT", "bad_layout", "1..4096 tensors"),
     "float64 initial parameters": (
-        lambda s, w: s.Pull(pb.PullRequest(worker_id=w, layout=layout_to_proto(LAYOUT), initial_params=pb.Tensor(
+        lambda s, w: s.Pull(pb.PullRequest(incarnation=INC, worker_id=w, layout=layout_to_proto(LAYOUT), initial_params=pb.Tensor(
             data=np.zeros(N, np.float64).tobytes(), dtype="float64")), timeout=5),
         "INVALID_ARGUMENT", "bad_dtype", "float32"),
-    "NaN stat": (lambda s, w: s.Push(pb.PushRequest(worker_id=w, gradients=_grad(), env_steps=5,
+    "NaN stat": (lambda s, w: s.Push(pb.PushRequest(incarnation=INC, worker_id=w, gradients=_grad(), env_steps=5,
                                                     stats={"loss": float("nan")}), timeout=5),
                  "INVALID_ARGUMENT", "non_finite", "stat 'loss'"),
-    "too many stats": (lambda s, w: s.Push(pb.PushRequest(worker_id=w, gradients=_grad(), env_steps=5,
+    "too many stats": (lambda s, w: s.Push(pb.PushRequest(incarnation=INC, worker_id=w, gradients=_grad(), env_steps=5,
                                                           stats={f"s{i}": 1.0 for i in range(100)}), timeout=5),
                        "INVALID_ARGUMENT", "bad_stats", "at most"),
-    "negative env steps": (lambda s, w: s.Push(pb.PushRequest(worker_id=w, gradients=_grad(), env_steps=-1),
+    "negative env steps": (lambda s, w: s.Push(pb.PushRequest(incarnation=INC, worker_id=w, gradients=_grad(), env_steps=-1),
                                                timeout=5), "INVALID_ARGUMENT", "bad_env_steps", "env_steps -1"),
     "more episodes than steps": (
-        lambda s, w: s.Push(pb.PushRequest(worker_id=w, gradients=_grad(), env_steps=1, episode_returns=[1, 2],
+        lambda s, w: s.Push(pb.PushRequest(incarnation=INC, worker_id=w, gradients=_grad(), env_steps=1, episode_returns=[1, 2],
                                            episode_lengths=[1, 1]), timeout=5),
         "INVALID_ARGUMENT", "bad_episodes", "2 episodes"),
     "negative episode length": (
-        lambda s, w: s.Push(pb.PushRequest(worker_id=w, gradients=_grad(), env_steps=5, episode_returns=[1],
+        lambda s, w: s.Push(pb.PushRequest(incarnation=INC, worker_id=w, gradients=_grad(), env_steps=5, episode_returns=[1],
                                            episode_lengths=[-3]), timeout=5),
         "INVALID_ARGUMENT", "bad_episodes", "length"),
+    "push claiming 10,000,000 env steps": (
+        lambda s, w: s.Push(pb.PushRequest(incarnation=INC, worker_id=w, gradients=_grad(), env_steps=10_000_000),
+                            timeout=5), "INVALID_ARGUMENT", "bad_env_steps", "outside 0..256 (one push covers"),
+    "one env step more than a push covers": (
+        lambda s, w: s.Push(pb.PushRequest(incarnation=INC, worker_id=w, gradients=_grad(), env_steps=257),
+                            timeout=5), "INVALID_ARGUMENT", "bad_env_steps", "envs 64 x t_max 4"),
+    "400,000 returns in one push": (
+        lambda s, w: s.Push(pb.PushRequest(incarnation=INC, worker_id=w, gradients=_grad(), env_steps=5,
+                                           episode_returns=[1.0] * 400_000), timeout=10),
+        "INVALID_ARGUMENT", "bad_episodes", "400000 episodes finished in a push of 5"),
+    "a return of 1e308": (
+        lambda s, w: s.Push(pb.PushRequest(incarnation=INC, worker_id=w, gradients=_grad(), env_steps=5,
+                                           episode_returns=[1.0, 1e308]), timeout=5),
+        "INVALID_ARGUMENT", "bad_episodes", "episode return is outside"),
+    "an infinite return": (
+        lambda s, w: s.Push(pb.PushRequest(incarnation=INC, worker_id=w, gradients=_grad(), env_steps=5,
+                                           episode_returns=[float("-inf")]), timeout=5),
+        "INVALID_ARGUMENT", "non_finite", "NaN or Inf"),
+    "push without an incarnation": (
+        lambda s, w: s.Push(pb.PushRequest(worker_id=w, gradients=_grad(), env_steps=5), timeout=5),
+        "NOT_FOUND", "unknown_worker", "no incarnation"),
+    "pull without an incarnation": (
+        lambda s, w: s.Pull(pb.PullRequest(worker_id=w, layout=layout_to_proto(LAYOUT)), timeout=5),
+        "NOT_FOUND", "unknown_worker", "no incarnation"),
+    "leave without an incarnation": (
+        lambda s, w: s.Leave(pb.LeaveRequest(worker_id=w, reason="x"), timeout=5),
+        "NOT_FOUND", "unknown_worker", "no incarnation"),
     "push from an earlier incarnation": (
         lambda s, w: s.Push(pb.PushRequest(worker_id=w, gradients=_grad(), env_steps=5, incarnation="0ld1ncarnat10n"),
                             timeout=5), "NOT_FOUND", "unknown_worker", "register again"),
@@ -155,7 +187,7 @@ BAD_REQUESTS = {
         lambda s, w: s.Leave(pb.LeaveRequest(worker_id=w, reason="x", incarnation="0ld1ncarnat10n"), timeout=5),
         "NOT_FOUND", "unknown_worker", "restarted"),
     "message over --max-message-bytes": (
-        lambda s, w: s.Push(pb.PushRequest(worker_id=w, gradients=_grad(MESSAGE_LIMIT // 4 + 1000), env_steps=5),
+        lambda s, w: s.Push(pb.PushRequest(incarnation=INC, worker_id=w, gradients=_grad(MESSAGE_LIMIT // 4 + 1000), env_steps=5),
                             timeout=30), "RESOURCE_EXHAUSTED", "too_large", "--max-message-bytes"),
 }
 
@@ -172,6 +204,60 @@ def test_every_other_bad_field_is_refused_counted_and_changes_nothing(joined, ca
     assert words in err.value.details() and "\n" not in err.value.details()
     assert _rejected(stub)[reason] == count + 1
     assert _params_hash(stub, wid) == before
+
+
+def _strict_status(stub) -> dict:
+    """The status document, parsed as strict JSON: NaN, Infinity and -Infinity are not JSON."""
+    def no_constants(name):
+        raise AssertionError(f"status is not JSON: it holds {name}")
+    return json.loads(stub.Status(pb.StatusRequest(), timeout=5).status_json, parse_constant=no_constants)
+
+
+def test_hostile_episode_data_is_refused_at_once_and_leaves_the_episode_window_alone(joined):
+    stub, wid = joined
+    before = _strict_status(stub)
+    start = time.monotonic()
+    with pytest.raises(grpc.RpcError) as err:
+        stub.Push(pb.PushRequest(incarnation=INC, worker_id=wid, gradients=_grad(), env_steps=256,
+                                 episode_returns=[1e308] * 400_000), timeout=10)
+    assert time.monotonic() - start < 3.0  # refused on the count, before any return is read
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "\n" not in err.value.details()
+    for _ in range(100):  # the run that stopped as 'solved' on 100 returns of 1e308
+        with pytest.raises(grpc.RpcError):
+            stub.Push(pb.PushRequest(incarnation=INC, worker_id=wid, gradients=_grad(), env_steps=1,
+                                     episode_returns=[1e308]), timeout=5)
+    after = _strict_status(stub)
+    assert (after["episodes"], after["final_mean100"], after["env_steps"]) == \
+        (before["episodes"], before["final_mean100"], before["env_steps"])
+    assert not after["solved"] and after["state"] == "running"
+
+
+def test_status_is_strict_json_after_hostile_but_accepted_input(joined):
+    stub, wid = joined
+    version = _params_hash(stub, wid)[1]
+    reply = stub.Push(pb.PushRequest(incarnation=INC, worker_id=wid, base_version=version, gradients=_grad(),
+                                     env_steps=256, episode_returns=[1e9, -1e9] * 128, episode_lengths=[10**9] * 256,
+                                     stats={"big": 1e308, "tiny": -1e308}), timeout=5)
+    assert reply.version == version + 1
+    status = _strict_status(stub)
+    me = next(w for w in status["workers"] if w["id"] == wid)
+    assert me["stats"] == {"big": 1e308, "tiny": -1e308}
+
+
+def test_leave_reason_is_cut_and_escaped_and_the_worker_is_gone_after(joined):
+    stub, _ = joined
+    reg = stub.Register(pb.RegisterRequest(host="leaver", pid=3), timeout=5)
+    forged = "bye\n2026-01-01 00:00:00 ps ERROR forged line\r\x1b[2J" + "x" * 1_000_000
+    stub.Leave(pb.LeaveRequest(incarnation=reg.incarnation, worker_id=reg.worker_id, reason=forged), timeout=10)
+    left = next(w for w in _strict_status(stub)["workers"] if w["id"] == reg.worker_id)
+    assert not left["connected"] and len(left["left_reason"]) <= 100 and left["left_reason"].isprintable()
+    assert left["left_reason"].startswith("bye\\n2026-01-01 00:00:00 ps ERROR forged line\\r\\x1b[2J")
+    count = _rejected(stub).get("expired_worker", 0)
+    with pytest.raises(grpc.RpcError) as err:  # its id is gone: anything more from it is NOT_FOUND
+        stub.Push(pb.PushRequest(incarnation=reg.incarnation, worker_id=reg.worker_id, gradients=_grad(),
+                                 env_steps=5), timeout=5)
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND and "register again" in err.value.details()
+    assert _rejected(stub)["expired_worker"] == count + 1
 
 
 def test_worker_run_against_a_missing_server_names_the_address_and_exits_nonzero():
