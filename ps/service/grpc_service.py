@@ -14,6 +14,7 @@ import threading
 from concurrent import futures
 
 import grpc
+from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from ps.api.convert import flat_tensor, layout_from_proto
@@ -35,8 +36,12 @@ SERVICE_NAME = "a3c.ps.v1.ParameterServer"
 ASYNC_THREADS, SYNC_THREADS = 4, 64
 
 
+class _Abort(Exception):
+    """The status a call ends with instead of a reply: (grpc.StatusCode, one-line message)."""
+
+
 def _handle_errors(method):
-    """Map core RequestErrors (and anything unexpected) to a gRPC status with a one-line message."""
+    """Map core RequestErrors (and anything unexpected) to _Abort with a one-line message."""
     @functools.wraps(method)
     def wrapper(self, request, context):
         try:
@@ -44,11 +49,33 @@ def _handle_errors(method):
             self._refuse_if(check_message_size, size, self.core.config.max_message_bytes)
             return method(self, request, context)
         except RequestError as err:
-            context.abort(getattr(grpc.StatusCode, err.code), err.message)
+            raise _Abort(getattr(grpc.StatusCode, err.code), err.message) from None
         except Exception as err:  # a bug of ours: say so in one line, keep serving
             log.exception("internal error in %s", method.__name__)
-            context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(err).__name__}: {err}")
+            raise _Abort(grpc.StatusCode.INTERNAL, f"internal error: {type(err).__name__}: {err}") from None
     return wrapper
+
+
+def _in_pool(method):
+    """A handler run by the server's thread pool once its request is whole (one that may block:
+    --sync rounds wait for the other workers)."""
+    def handler(request, context):
+        try:
+            return method(request, context)
+        except _Abort as err:
+            context.abort(*err.args)
+    return handler
+
+
+def _on_loop(method):
+    """A handler run on the event loop itself: a push's work is serialized under the core's lock
+    anyway, and running it here saves two thread hand-offs per call."""
+    async def handler(request, context):
+        try:
+            return method(request, context)
+        except _Abort as err:
+            await context.abort(*err.args)
+    return handler
 
 
 class ParameterServerServicer(pb_grpc.ParameterServerServicer):
@@ -110,19 +137,33 @@ class ParameterServerServicer(pb_grpc.ParameterServerServicer):
         return pb.StatusReply(status_json=json.dumps(self.core.status()))
 
 
-def _method_handlers(servicer: ParameterServerServicer) -> grpc.GenericRpcHandler:
-    """The service's handlers: generated (de)serializers for every method but Push, whose handler
-    takes and returns raw bytes so that its two big tensors are not copied by protobuf."""
+def _method_handlers(servicer: ParameterServerServicer, blocking: bool) -> grpc.GenericRpcHandler:
+    """The service's handlers, all taking raw bytes: Push reads its two big tensors in place (no
+    protobuf copies), the others are parsed here so that bytes that are not their message get a
+    counted INVALID_ARGUMENT rather than gRPC's UNKNOWN. `blocking` (--sync) runs them in the thread
+    pool, else on the event loop."""
+    run = _in_pool if blocking else _on_loop
     handlers = {}
     for method in pb.DESCRIPTOR.services_by_name["ParameterServer"].methods:
         if method.name == "Push":
-            handlers[method.name] = grpc.unary_unary_rpc_method_handler(servicer.Push)
+            handlers[method.name] = grpc.unary_unary_rpc_method_handler(run(servicer.Push))
             continue
         handlers[method.name] = grpc.unary_unary_rpc_method_handler(
-            getattr(servicer, method.name),
-            request_deserializer=getattr(pb, method.input_type.name).FromString,
+            run(_parsed(servicer, getattr(servicer, method.name), getattr(pb, method.input_type.name))),
             response_serializer=getattr(pb, method.output_type.name).SerializeToString)
     return grpc.method_handlers_generic_handler(SERVICE_NAME, handlers)
+
+
+def _parsed(servicer: ParameterServerServicer, method, message_type):
+    def call(raw: bytes, context):
+        try:
+            request = message_type.FromString(raw)
+        except DecodeError as err:
+            servicer.core.count_rejection("malformed")
+            raise _Abort(grpc.StatusCode.INVALID_ARGUMENT,
+                         f"malformed {message_type.DESCRIPTOR.name}: {' '.join(str(err).split())}") from None
+        return method(request, context)
+    return call
 
 
 def server_threads(cfg: ServerConfig, spec: RunSpec) -> int:
@@ -184,7 +225,7 @@ async def _start(core: ParameterServer):
     interceptors = [TokenInterceptor(token, core.count_rejection)] if token else []
     pool = futures.ThreadPoolExecutor(max_workers=server_threads(cfg, core.spec), thread_name_prefix="ps-handler")
     server = grpc.aio.server(migration_thread_pool=pool, interceptors=interceptors, options=options)
-    server.add_generic_rpc_handlers((_method_handlers(ParameterServerServicer(core)),))
+    server.add_generic_rpc_handlers((_method_handlers(ParameterServerServicer(core), core.spec.sync),))
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     address = f"[{cfg.host}]:{cfg.port}" if ":" in cfg.host else f"{cfg.host}:{cfg.port}"

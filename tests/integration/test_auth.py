@@ -64,10 +64,11 @@ def test_token_and_tls_guard_every_call_but_health_and_workers_with_both_train(t
             layout, initial = _real_model()
             n = layout.size
             stub.Pull(pb.PullRequest(worker_id=reg.worker_id, layout=layout_to_proto(layout),
-                                     initial_params=pb.Tensor(data=initial, dtype="float32")),
+                                     initial_params=pb.Tensor(data=initial, dtype="float32"),
+                                     incarnation=reg.incarnation),
                       timeout=10, metadata=good)
             push = pb.PushRequest(worker_id=reg.worker_id, gradients=pb.Tensor(
-                data=np.ones(n, np.float32).tobytes(), dtype="float32"), env_steps=1)
+                data=np.ones(n, np.float32).tobytes(), dtype="float32"), env_steps=1, incarnation=reg.incarnation)
             for metadata, words in ((None, "missing token"), ((("authorization", "Bearer nope"),), "wrong token"),
                                     ((("authorization", TOKEN),), "wrong token")):
                 with pytest.raises(grpc.RpcError) as err:
@@ -77,11 +78,12 @@ def test_token_and_tls_guard_every_call_but_health_and_workers_with_both_train(t
             with pytest.raises(grpc.RpcError) as err:
                 stub.Status(pb.StatusRequest(), timeout=10)
             assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
-            pulled = stub.Pull(pb.PullRequest(worker_id=reg.worker_id, layout=layout_to_proto(layout)),
-                               timeout=10, metadata=good)
+            pulled = stub.Pull(pb.PullRequest(worker_id=reg.worker_id, layout=layout_to_proto(layout),
+                                              incarnation=reg.incarnation), timeout=10, metadata=good)
             # no refused push changed anything
             assert pulled.version == 0 and hashlib.sha256(pulled.params.data).digest() == hashlib.sha256(initial).digest()
-            stub.Leave(pb.LeaveRequest(worker_id=reg.worker_id, reason="done"), timeout=10, metadata=good)
+            stub.Leave(pb.LeaveRequest(worker_id=reg.worker_id, reason="done", incarnation=reg.incarnation),
+                       timeout=10, metadata=good)
             status = json.loads(stub.Status(pb.StatusRequest(), timeout=10, metadata=good).status_json)
             assert status["rejected"]["unauthenticated"] == 4
         # plaintext against the TLS port does not get through

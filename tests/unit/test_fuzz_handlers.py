@@ -21,7 +21,7 @@ from ps.config import ServerConfig
 from ps.core.parameter_server import ParameterServer
 from ps.api.layout import Layout
 from ps.core.workers import WorkerInfo
-from ps.service.grpc_service import ParameterServerServicer, start_server
+from ps.service.grpc_service import ParameterServerServicer, _in_pool, start_server
 
 LAYOUT = Layout.from_pairs([("w", (4, 2)), ("b", (2,))])
 N = LAYOUT.size
@@ -83,7 +83,7 @@ class Target:
         if method == "Push" and not isinstance(request, bytes):
             request = request.SerializeToString()  # Push takes the raw bytes (ps/api/framing.py)
         try:
-            getattr(self.servicer, method)(request, Context())
+            _in_pool(getattr(self.servicer, method))(request, Context())  # as the threaded handlers run
             self.accepted += 1
         except Aborted as err:
             assert err.code != grpc.StatusCode.INTERNAL, f"{method} crashed on {request!r:.300}: {err.details}"
@@ -219,7 +219,8 @@ def test_ten_thousand_hostile_inputs_never_crash_a_handler_nor_touch_parameters_
 
 def test_random_bytes_over_real_grpc_get_a_status_and_the_server_keeps_serving(tmp_path):
     t = Target(tmp_path)
-    server, port, _ = start_server(t.core)
+    server = start_server(t.core)
+    port = server.port
     rng = np.random.default_rng(7)
     codes = set()
     try:
@@ -243,5 +244,5 @@ def test_random_bytes_over_real_grpc_get_a_status_and_the_server_keeps_serving(t
         assert json.loads(status.status_json)["state"] == "running"
         assert {"OK", "INVALID_ARGUMENT"} <= codes
     finally:
-        server.stop(0).wait()
+        server.stop(0)
         t.core.close()
