@@ -61,6 +61,10 @@ class DiskFaults(Observer):
                 listener(kind, count)
         except Exception:  # noqa: BLE001 - counting a fault must never become one
             pass
+        if isinstance(err, BaseException):
+            # A writer may keep its exception (TensorBoard's thread does): its traceback's frames would
+            # keep the push's buffers alive (the reply's parameter region among them). Drop them.
+            err.__traceback__ = None
 
     def count(self, kind: str) -> int:
         return self._counts.get(kind, 0)

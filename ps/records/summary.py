@@ -22,17 +22,25 @@ def summary_from_status(status: dict) -> dict:
 
 def write_json_atomic(path: Path, doc: dict) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "w") as f:
-        json.dump(doc, f, indent=2, sort_keys=False)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            json.dump(doc, f, indent=2, sort_keys=False)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a half-written temp file must not keep its space on a full disk
+        raise
 
 
 def write_final_params(path: Path, layout: Layout, theta: np.ndarray) -> None:
     """Named tensors (reshaped views of the flat buffer) plus the layout, in one .npz."""
     arrays = {e.name: theta[start:start + e.size].reshape(e.shape) for e, start in layout.offsets()}
     tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, __layout__=np.array(json.dumps(layout.to_dict())), **arrays)
-    os.replace(tmp, path)
+    try:
+        np.savez(tmp, __layout__=np.array(json.dumps(layout.to_dict())), **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

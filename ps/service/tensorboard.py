@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from tensorboard.compat.proto import event_pb2, summary_pb2
-from tensorboard.summary.writer.event_file_writer import EventFileWriter
+from tensorboard.summary.writer.event_file_writer import EventFileWriter, _AsyncWriterThread
 
 from ps.api.source import Push, PushOutcome
 from ps.core.observers import Observer
@@ -30,6 +30,22 @@ log = logging.getLogger("ps.tensorboard")
 INTERVAL_SECONDS = 1.0
 QUEUE_EVENTS = 4096   # the writer's queue blocks when full; keep it far from full
 RETRY_SECONDS = 10.0  # after a failed write (a full disk ...), a new event file this much later
+
+
+def _install_quiet_writer_threads() -> None:
+    """TensorBoard's writer thread re-raises its write error (a full disk ...), which Python prints as
+    a thread traceback; the error resurfaces on our next add_event, where it is counted and said in
+    one line (disk_faults "tensorboard"). Other threads' exceptions go to the previous hook."""
+    previous = threading.excepthook
+    if getattr(previous, "_ps_quiet_tensorboard", False):
+        return
+
+    def hook(args) -> None:
+        if isinstance(args.thread, _AsyncWriterThread) and isinstance(args.exc_value, Exception):
+            return
+        previous(args)
+    hook._ps_quiet_tensorboard = True
+    threading.excepthook = hook
 
 
 def stat_tag(name: str) -> str:
@@ -91,6 +107,7 @@ class TensorBoardWriter(Observer):
         self._closed = False
         self._writer: EventFileWriter | None = None
         self._retry_at = 0.0
+        _install_quiet_writer_threads()
         self._open()
 
     def _open(self) -> None:
