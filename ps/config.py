@@ -25,8 +25,12 @@ class ServerConfig:
     """Where pushes.csv, summary.json and the final parameters go."""
     max_workers: int = 0
     """gRPC server threads; 0 picks them: 4, or 64 with --sync (each worker waiting in a round holds one). Pushes are applied one at a time whatever this is."""
-    max_message_bytes: int = 64 * 1024 * 1024
-    """Largest gRPC message either way (an Atari network is ~2.7 MB)."""
+    max_message_bytes: int = 16 * 1024 * 1024
+    """Largest gRPC message either way (the largest built-in network, Atari with an LSTM, is ~5 MB)."""
+    max_inflight_bytes: int = 0
+    """Bytes of requests the server receives at once; past it a call waits briefly, then gets RESOURCE_EXHAUSTED (workers back off and retry). 0 = 64 requests of the largest size (2 x --max-message-bytes)."""
+    request_timeout_seconds: float = 30.0
+    """A call whose request has not fully arrived this long after it began is refused (DEADLINE_EXCEEDED), and its share of --max-inflight-bytes freed."""
     progress_seconds: float = 1.0
     """Period of the progress line."""
     stop_grace_seconds: float = 10.0
@@ -61,6 +65,8 @@ class ServerConfig:
             raise ConfigError(f"--max-workers must be >= 0 (0 picks them), got {self.max_workers}")
         if self.max_message_bytes < 4 * 1024 * 1024:
             raise ConfigError("--max-message-bytes must be at least 4 MiB")
+        if self.max_inflight_bytes < 0 or self.request_timeout_seconds <= 0:
+            raise ConfigError("--max-inflight-bytes must be >= 0 (0 picks it) and --request-timeout-seconds > 0")
         if not -1 <= self.metrics_port <= 65535:
             raise ConfigError(f"--metrics-port must be -1 (off) or in 0..65535, got {self.metrics_port}")
         if self.checkpoint_every_seconds < 0 or self.worker_timeout_seconds <= 0:

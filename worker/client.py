@@ -26,6 +26,12 @@ from ps.api.spec import RunSpec
 log = logging.getLogger("worker.client")
 SERVICE = pb.DESCRIPTOR.services_by_name["ParameterServer"].full_name
 TRANSIENT = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+BUSY = "server busy"  # RESOURCE_EXHAUSTED with this: the server holds all the requests it will at once; retry
+
+
+def _transient(err: grpc.RpcError) -> bool:
+    return err.code() in TRANSIENT or (err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+                                       and (err.details() or "").startswith(BUSY))
 
 
 class ServerUnavailable(Exception):
@@ -131,7 +137,7 @@ class PSClient:
                 return method(request, timeout=cfg.call_timeout_seconds, metadata=self._metadata)
             except grpc.RpcError as err:
                 code = err.code()
-                if code not in TRANSIENT:
+                if not _transient(err):
                     refused = UnknownWorker if code == grpc.StatusCode.NOT_FOUND else ServerRefused
                     raise refused(code, err.details() or "") from None
                 now = time.monotonic()

@@ -26,6 +26,7 @@ from ps.api.spec import RunSpec
 from ps.config import ServerConfig
 from ps.core.parameter_server import ParameterServer
 from ps.service.auth import TokenInterceptor, server_credentials
+from ps.service.gate import Refused, RequestGate
 from ps.service.reply import PushReplyBuffer
 from ps.api.channel import load_token
 from ps.core.errors import RequestError, invalid
@@ -34,6 +35,7 @@ from ps.core.validate import TRANSPORT_SLACK, check_layout, check_message_size, 
 log = logging.getLogger("ps.server")
 SERVICE_NAME = "a3c.ps.v1.ParameterServer"
 ASYNC_THREADS, SYNC_THREADS = 4, 64
+MAX_METADATA_BYTES = 16 * 1024
 
 
 class _Abort(Exception):
@@ -57,8 +59,7 @@ def _handle_errors(method):
 
 
 def _in_pool(method):
-    """A handler run by the server's thread pool once its request is whole (one that may block:
-    --sync rounds wait for the other workers)."""
+    """method as a plain handler: an _Abort becomes the call's status (the threaded form, for tests)."""
     def handler(request, context):
         try:
             return method(request, context)
@@ -67,12 +68,21 @@ def _in_pool(method):
     return handler
 
 
-def _on_loop(method):
-    """A handler run on the event loop itself: a push's work is serialized under the core's lock
-    anyway, and running it here saves two thread hand-offs per call."""
-    async def handler(request, context):
+def _gated(method, gate: RequestGate, count, pool: futures.Executor | None):
+    """method as the server's handler: its request read through the gate (ps/service/gate.py), then
+    run on the event loop, or in `pool` when it may block (--sync rounds wait for other workers).
+    On the loop a push saves two thread hand-offs, and its work is serialized under the core's lock
+    anyway."""
+    async def handler(_requests, context):
         try:
-            return method(request, context)
+            raw = await gate.read(context)
+            if pool is None:
+                return method(raw, context)
+            return await asyncio.get_running_loop().run_in_executor(pool, method, raw, context)
+        except Refused as err:
+            code, reason, message = err.args
+            count(reason)
+            await context.abort(code, message)
         except _Abort as err:
             await context.abort(*err.args)
     return handler
@@ -137,20 +147,18 @@ class ParameterServerServicer(pb_grpc.ParameterServerServicer):
         return pb.StatusReply(status_json=json.dumps(self.core.status()))
 
 
-def _method_handlers(servicer: ParameterServerServicer, blocking: bool) -> grpc.GenericRpcHandler:
-    """The service's handlers, all taking raw bytes: Push reads its two big tensors in place (no
-    protobuf copies), the others are parsed here so that bytes that are not their message get a
-    counted INVALID_ARGUMENT rather than gRPC's UNKNOWN. `blocking` (--sync) runs them in the thread
-    pool, else on the event loop."""
-    run = _in_pool if blocking else _on_loop
+def _method_handlers(servicer: ParameterServerServicer, gate: RequestGate,
+                     pool: futures.Executor | None) -> grpc.GenericRpcHandler:
+    """The service's handlers, all reading raw bytes through the gate: Push reads its two big tensors
+    in place (no protobuf copies), the others are parsed here so that bytes that are not their
+    message get a counted INVALID_ARGUMENT rather than gRPC's UNKNOWN."""
     handlers = {}
     for method in pb.DESCRIPTOR.services_by_name["ParameterServer"].methods:
-        if method.name == "Push":
-            handlers[method.name] = grpc.unary_unary_rpc_method_handler(run(servicer.Push))
-            continue
-        handlers[method.name] = grpc.unary_unary_rpc_method_handler(
-            run(_parsed(servicer, getattr(servicer, method.name), getattr(pb, method.input_type.name))),
-            response_serializer=getattr(pb, method.output_type.name).SerializeToString)
+        run = servicer.Push if method.name == "Push" else \
+            _parsed(servicer, getattr(servicer, method.name), getattr(pb, method.input_type.name))
+        serialize = None if method.name == "Push" else getattr(pb, method.output_type.name).SerializeToString
+        handlers[method.name] = grpc.stream_unary_rpc_method_handler(
+            _gated(run, gate, servicer.core.count_rejection, pool), response_serializer=serialize)
     return grpc.method_handlers_generic_handler(SERVICE_NAME, handlers)
 
 
@@ -179,9 +187,10 @@ class ServingServer:
 
     Why asyncio: gRPC's threaded server hands a call to a pool thread as soon as it starts and the
     thread then waits for the request's bytes, so a few clients that open calls and never finish
-    them hold every thread and starve the workers. Here the event loop receives every request, and
-    our handlers (plain functions) run in the pool only once their request is whole: a stalled
-    client costs a coroutine, not a thread. The token is checked from the call's metadata before
+    them hold every thread and starve the workers. Here a call waiting for its request costs a
+    coroutine, not a thread; requests are read through a gate that bounds the bytes received at
+    once and times out bodies that never come (ps/service/gate.py); handlers run on the loop (in
+    a pool with --sync, whose rounds block). The token is checked from the call's metadata before
     any of its body is read (ps/service/auth.py).
     """
 
@@ -220,12 +229,18 @@ async def _start(core: ParameterServer):
     # over the limit; gRPC itself refuses anything bigger (RESOURCE_EXHAUSTED) before buffering it.
     options = [("grpc.max_send_message_length", cfg.max_message_bytes),
                ("grpc.max_receive_message_length", TRANSPORT_SLACK * cfg.max_message_bytes),
-               ("grpc.so_reuseport", 0)]
+               ("grpc.so_reuseport", 0),
+               ("grpc.max_metadata_size", MAX_METADATA_BYTES),  # oversized headers: refused by gRPC itself
+               # keepalive pings: at most one a 10 s without calls, else the connection is closed
+               ("grpc.http2.min_ping_interval_without_data_ms", 10_000), ("grpc.http2.max_ping_strikes", 2)]
     token = load_token(cfg.token_file)
     interceptors = [TokenInterceptor(token, core.count_rejection)] if token else []
-    pool = futures.ThreadPoolExecutor(max_workers=server_threads(cfg, core.spec), thread_name_prefix="ps-handler")
-    server = grpc.aio.server(migration_thread_pool=pool, interceptors=interceptors, options=options)
-    server.add_generic_rpc_handlers((_method_handlers(ParameterServerServicer(core), core.spec.sync),))
+    pool = (futures.ThreadPoolExecutor(max_workers=server_threads(cfg, core.spec), thread_name_prefix="ps-handler")
+            if core.spec.sync else None)
+    server = grpc.aio.server(interceptors=interceptors, options=options)
+    gate = RequestGate(TRANSPORT_SLACK * cfg.max_message_bytes, cfg.max_inflight_bytes, cfg.request_timeout_seconds)
+    handlers = _method_handlers(ParameterServerServicer(core), gate, pool)
+    server.add_generic_rpc_handlers((handlers,))
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     address = f"[{cfg.host}]:{cfg.port}" if ":" in cfg.host else f"{cfg.host}:{cfg.port}"
