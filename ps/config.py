@@ -41,7 +41,7 @@ class ServerConfig:
     """Most workers registered at once; Register is refused (RESOURCE_EXHAUSTED) beyond it until some leave or time out."""
     # --- observability (metrics, status, TensorBoard, report) ---
     metrics_port: int = -1
-    """Port of the Prometheus /metrics endpoint (on --host); -1 turns it off, 0 picks a free one (written to run_dir/metrics_port)."""
+    """Port of the Prometheus /metrics endpoint (on --metrics-host); -1 turns it off, 0 picks a free one (written to run_dir/metrics_port)."""
     metrics_host: str = "127.0.0.1"
     """Address /metrics binds; loopback by default, since /metrics has no authentication."""
     # --- faults, checkpoints and security (ps/records/checkpoint.py, ps/service/auth.py) ---
