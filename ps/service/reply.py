@@ -58,7 +58,12 @@ class PushReplyBuffer:
         with memoryview(self._buf) as view:
             view[self._fields_at:self._fields_at + len(fields)] = fields
             view[self._fields_at + len(fields):] = _padding(room)
-        return self._buf.take() if BytesBuf is not None else bytes(self._buf)
+        if BytesBuf is None:
+            return bytes(self._buf)
+        try:
+            return self._buf.take()
+        except BufferError:  # a view outlived the push (an exception's traceback can hold one): copy
+            return bytes(self._buf)
 
 
 def _padding(room: int) -> bytes:
