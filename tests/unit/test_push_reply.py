@@ -109,3 +109,13 @@ def test_a_reply_is_handed_out_once_and_never_written_after():
     with pytest.raises(BufferError):
         memoryview(buffer._buf)  # taken: no more writers
     assert pb.PushReply.FromString(raw).version == 1
+
+
+def test_a_view_that_outlives_the_push_costs_a_copy_not_the_reply():
+    from ps.api.source import PushOutcome
+    buffer = PushReplyBuffer(8)
+    kept = buffer.params  # as an exception's traceback can keep the core's out= alive
+    kept[:] = [1.0, 2.0]
+    raw = buffer.finish(PushOutcome(True, "", 3, 0, False, 5, 0.1))
+    kept[:] = [9.0, 9.0]  # writing through the old view afterwards does not reach the reply
+    assert list(np.frombuffer(pb.PushReply.FromString(raw).params.data, np.float32)) == [1.0, 2.0]
