@@ -77,6 +77,26 @@ def stub_for():
         ch.close()
 
 
+def status_of(stub) -> dict:
+    """The server's status document, through its Status RPC."""
+    from ps.api.v1 import parameter_server_pb2 as pb
+    return json.loads(stub.Status(pb.StatusRequest(), timeout=10).status_json)
+
+
+def wait_for_status(stub, predicate, what: str, seconds: float = 90.0) -> dict:
+    """The first status for which predicate holds, asked every 0.2 s; AssertionError after `seconds`."""
+    deadline, last = time.monotonic() + seconds, None
+    while time.monotonic() < deadline:
+        try:
+            last = status_of(stub)
+            if predicate(last):
+                return last
+        except Exception as err:  # noqa: BLE001 - the server may be between lives; keep asking
+            last = err
+        time.sleep(0.2)
+    raise AssertionError(f"gave up waiting for {what}; last status: {str(last)[:1500]}")
+
+
 def kill(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
         proc.kill()

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ps.api.layout import Layout
+from ps.records.atomic import write_atomic
 from ps.records.faults import DiskFaults
 
 log = logging.getLogger("ps.checkpoint")
@@ -120,16 +121,7 @@ def save(directory: Path, state: dict, keep: int = KEEP) -> Path:
     existing = list_checkpoints(directory)
     seq = int(_NAME.match(existing[0].name).group(1)) + 1 if existing else 1
     path = directory / f"ckpt-{seq:08d}.a3c"
-    tmp = directory / f".{path.name}.tmp"
-    try:
-        with open(tmp, "wb") as f:
-            f.write(encode(state))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)  # a half-written temp file must not keep its space on a full disk
-        raise
+    write_atomic(path, encode(state), tmp=directory / f".{path.name}.tmp")
     _fsync_dir(directory)
     for old in list_checkpoints(directory)[keep:]:
         old.unlink(missing_ok=True)

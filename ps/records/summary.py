@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ps.api.layout import Layout
+from ps.records.atomic import write_atomic
 
 SUMMARY_KEYS = ("wall_seconds", "env_steps", "updates", "episodes", "final_mean100", "staleness",
                 "workers", "run_spec")
@@ -21,17 +22,7 @@ def summary_from_status(status: dict) -> dict:
 
 
 def write_json_atomic(path: Path, doc: dict) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    try:
-        with open(tmp, "w") as f:
-            json.dump(doc, f, indent=2, sort_keys=False)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)  # a half-written temp file must not keep its space on a full disk
-        raise
+    write_atomic(path, (json.dumps(doc, indent=2, sort_keys=False) + "\n").encode())
 
 
 def write_final_params(path: Path, layout: Layout, theta: np.ndarray) -> None:

@@ -16,9 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from ps.api.v1 import parameter_server_pb2 as pb
 from ps.records import checkpoint
-from tests.conftest import kill, start_server, start_worker
+from tests.conftest import kill, start_server, start_worker, status_of, wait_for_status
 
 RUN = ("--env", "CartPole-v1", "--algo", "a3c", "--seed", "1", "--target-return", "none", "--envs", "4")
 
@@ -63,21 +62,8 @@ def fill(disk: Path) -> Path:
     return filler
 
 
-def _status(stub) -> dict:
-    return json.loads(stub.Status(pb.StatusRequest(), timeout=10).status_json)
-
-
 def _wait_for(stub, predicate, what: str, seconds: float = 40.0) -> dict:
-    deadline, last = time.monotonic() + seconds, None
-    while time.monotonic() < deadline:
-        try:
-            last = _status(stub)
-            if predicate(last):
-                return last
-        except Exception as err:  # noqa: BLE001 - the server may be between lives
-            last = err
-        time.sleep(0.2)
-    raise AssertionError(f"gave up waiting for {what}; last status: {str(last)[:1500]}")
+    return wait_for_status(stub, predicate, what, seconds)
 
 
 def csv_rows(path: Path) -> list[dict]:
@@ -97,7 +83,7 @@ def test_a_full_disk_never_stops_training_and_pushes_csv_catches_up_when_room_re
         stub = stub_for(server.address)
         _wait_for(stub, lambda s: s["updates"] >= 100, "training to start")
         filler = fill(tmpfs)
-        full_at = _status(stub)["updates"]
+        full_at = status_of(stub)["updates"]
         status = _wait_for(stub, lambda s: {"pushes_csv", "checkpoint", "tensorboard"} <= set(s["disk_faults"])
                            and s["updates"] >= full_at + 300, "disk faults counted while training goes on")
         metrics_port = int((run_dir / "metrics_port").read_text())

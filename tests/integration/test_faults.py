@@ -1,40 +1,23 @@
 """Faults survived, with real processes and real signals: the server killed and restarted under its
 workers, a worker killed, SIGTERM, and damaged checkpoints refused."""
-import json
 import signal
 import subprocess
-import time
 
 import numpy as np
 import pytest
 
 from ps.records import checkpoint
-from ps.api.v1 import parameter_server_pb2 as pb
 from ps.api.spec import RunSpec
 from ps.config import ServerConfig
 from ps.core.parameter_server import ParameterServer
 from ps.api.layout import Layout
-from tests.conftest import cli, kill, start_server, start_worker
+from tests.conftest import cli, kill, start_server, start_worker, wait_for_status
 from ps.api.source import Push
 
 RUN = ("--env", "CartPole-v1", "--algo", "a3c", "--seed", "1", "--target-return", "none", "--envs", "4")
 
 
-def _status(stub) -> dict:
-    return json.loads(stub.Status(pb.StatusRequest(), timeout=10).status_json)
-
-
-def _wait_for(stub, predicate, what: str, seconds: float = 90.0) -> dict:
-    deadline, last = time.monotonic() + seconds, None
-    while time.monotonic() < deadline:
-        try:
-            last = _status(stub)
-            if predicate(last):
-                return last
-        except Exception as err:  # noqa: BLE001 - the server may be between lives; keep asking
-            last = err
-        time.sleep(0.2)
-    raise AssertionError(f"gave up waiting for {what}; last status: {str(last)[:1500]}")
+_wait_for = wait_for_status
 
 
 def test_server_killed_and_restarted_on_its_run_dir_and_port_resumes_and_its_workers_rejoin(tmp_path, stub_for):
