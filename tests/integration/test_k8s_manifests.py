@@ -121,6 +121,7 @@ def test_metrics_port_is_exposed_and_annotated_for_prometheus(rendered):
     metrics_port = container_port(server, "metrics")
     process = container_process(rendered, server)
     assert int(flag_value(process.argv, "--metrics-port")) == metrics_port
+    assert flag_value(process.argv, "--metrics-host") == "0.0.0.0"  # else only the pod itself could scrape it
     annotations = find(rendered, "StatefulSet", SERVICE)["spec"]["template"]["metadata"]["annotations"]
     assert annotations["prometheus.io/scrape"] == "true"
     assert int(annotations["prometheus.io/port"]) == metrics_port
