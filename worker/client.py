@@ -38,6 +38,14 @@ class ServerUnavailable(Exception):
     """The server did not answer within the connect timeout."""
 
 
+class NotGrpc(ServerUnavailable):
+    """Something answers at the address, but not in HTTP/2: no retry will make it a parameter server."""
+
+
+# What gRPC says when the peer answers in anything but HTTP/2 (an HTTP/1 server, a database ...).
+NOT_HTTP2 = ("Failed parsing HTTP/2", "http1.x")
+
+
 class ServerRefused(Exception):
     """The server answered with an error status; `code` is the grpc.StatusCode."""
 
@@ -137,6 +145,9 @@ class PSClient:
                 return method(request, timeout=cfg.call_timeout_seconds, metadata=self._metadata)
             except grpc.RpcError as err:
                 code = err.code()
+                if any(words in (err.details() or "") for words in NOT_HTTP2):
+                    raise NotGrpc(f"{cfg.address} does not speak gRPC ({err.details()}): "
+                                  f"is --ps the parameter server's host:port?") from None
                 if not _transient(err):
                     refused = UnknownWorker if code == grpc.StatusCode.NOT_FOUND else ServerRefused
                     raise refused(code, err.details() or "") from None
