@@ -1,7 +1,8 @@
 """Checkpoints: the server's whole learning state in one file, written atomically, the last 3 kept.
 
-A file is a short text header (magic, SHA-256 of the payload) followed by an uncompressed .npz
-payload: the arrays of `ParameterServer.state_dict()` plus its JSON `meta`. A file that is
+The file format (ps/api/saved.py, which ps-eval reads too): a short text header (magic, SHA-256 of
+the payload), then an uncompressed .npz payload: the arrays of `ParameterServer.state_dict()` plus
+its JSON `meta`. A file that is
 truncated, bit-flipped, or whose arrays do not fit its layout is refused with one line naming it
 and, when there is one, an older checkpoint that verifies.
 
@@ -10,9 +11,6 @@ at any moment leaves either the old or the new checkpoint, never half of one.
 """
 from __future__ import annotations
 
-import hashlib
-import io
-import json
 import logging
 import os
 import re
@@ -23,11 +21,11 @@ from pathlib import Path
 import numpy as np
 
 from ps.api.layout import Layout
+from ps.api.saved import UnreadableCheckpoint, decode_checkpoint, encode_checkpoint
 from ps.records.atomic import write_atomic
 from ps.records.faults import DiskFaults
 
 log = logging.getLogger("ps.checkpoint")
-MAGIC = b"A3C-CHECKPOINT 1\n"
 KEEP = 3
 DIR_NAME = "checkpoints"
 _NAME = re.compile(r"^ckpt-(\d{8})\.a3c$")
@@ -51,26 +49,15 @@ def list_checkpoints(directory: Path) -> list[Path]:
 
 def encode(state: dict) -> bytes:
     """The file's bytes for a state {"arrays": {name: ndarray}, "meta": {json-able}}."""
-    buf = io.BytesIO()
-    np.savez(buf, __meta__=np.array(json.dumps(state["meta"], sort_keys=True)), **state["arrays"])
-    payload = buf.getvalue()
-    return MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload
+    return encode_checkpoint(state["arrays"], state["meta"])
 
 
 def decode(blob: bytes, name: str) -> dict:
     """The state stored in a checkpoint's bytes; CheckpointError if the checksum or layout is wrong."""
-    head = len(MAGIC) + 65
-    if not blob.startswith(MAGIC) or len(blob) < head or blob[head - 1:head] != b"\n":
-        raise CheckpointError(f"checkpoint {name} is not a checkpoint file (bad header, or truncated)")
-    digest, payload = blob[len(MAGIC):head - 1].decode("ascii", "replace"), blob[head:]
-    if hashlib.sha256(payload).hexdigest() != digest:
-        raise CheckpointError(f"checkpoint {name} fails its checksum (truncated or corrupted)")
     try:
-        with np.load(io.BytesIO(payload), allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-        meta = json.loads(str(arrays.pop("__meta__")))
-    except Exception as err:  # checksum was right, so this is a writer bug or a foreign file
-        raise CheckpointError(f"checkpoint {name} cannot be read: {type(err).__name__}: {err}") from None
+        arrays, meta = decode_checkpoint(blob, name)
+    except UnreadableCheckpoint as err:
+        raise CheckpointError(str(err)) from None
     _check_layout(arrays, meta, name)
     return {"arrays": arrays, "meta": meta}
 
