@@ -5,18 +5,20 @@ The only module that owns the process's lifetime (signals, local worker subproce
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 from ps.records import resume
 from ps.service.auth import local_worker_args
 from ps.records.checkpoint import CheckpointError, Checkpointer, checkpoint_dir
 from ps.records.faults import DiskFaults, describe
-from ps.records.rundir import RunDirLock, remove_stale_temps
+from ps.records.rundir import RunDirBusy, RunDirLock, remove_stale_temps
 from ps.api.spec import RunSpec
 from ps.config import ServerConfig
 from ps.core.parameter_server import ParameterServer
@@ -31,6 +33,19 @@ from ps.service.tensorboard import TensorBoardWriter
 
 log = logging.getLogger("ps")
 WATCH_SECONDS = 0.25
+# Set by the Kubernetes manifests (deploy/k8s/base/server.yaml): ps-serve runs under a supervisor that
+# restarts it (a Job with restartPolicy OnFailure) and a signal interrupts the run, never ends it.
+RESTARTABLE_ENV = "A3C_RESTARTABLE"
+LOCK_WAIT_SECONDS = 120.0  # a replacement waits this long for the last server's final writes
+
+
+def restartable() -> bool:
+    """A3C_RESTARTABLE=1: a signal interrupts the run instead of ending it. Workers are not told to
+    stop (they retry, then register with the next server), the exit code is 128 + the signal's number
+    (so restartPolicy OnFailure restarts a container its liveness probe killed), and a start that
+    finds the run dir locked waits up to LOCK_WAIT_SECONDS for the previous server to let go (a Job
+    starts a deleted pod's replacement while the old one still writes its final checkpoint)."""
+    return os.environ.get(RESTARTABLE_ENV, "").strip().lower() in ("1", "true", "yes")
 
 
 def start_local_workers(count: int, port: int, extra: list[str] = ()) -> list[subprocess.Popen]:
@@ -48,7 +63,7 @@ def run_node(spec: RunSpec, config: ServerConfig, local_workers: int = 0) -> int
     A start that fails before serving (a port in use, a refused checkpoint ...) raises one line for
     ps-serve to print, and leaves no half-made run dir: one this invocation created is removed."""
     keep_freed_buffers()  # no page-fault churn on message-sized buffers (ps/malloc_tuning.py)
-    lock = RunDirLock(Path(config.run_dir))  # before anything in the run dir is touched; RunDirBusy -> exit 2
+    lock = _take_lock(Path(config.run_dir))  # before anything in the run dir is touched; RunDirBusy -> exit 2
     started: dict = {}
     try:
         return _run(spec, config, local_workers, lock, started)
@@ -61,6 +76,24 @@ def run_node(spec: RunSpec, config: ServerConfig, local_workers: int = 0) -> int
         raise
     finally:
         lock.release()
+
+
+def _take_lock(run_dir: Path) -> RunDirLock:
+    if not restartable():
+        return RunDirLock(run_dir)
+    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    said = False
+    while True:
+        try:
+            return RunDirLock(run_dir)
+        except RunDirBusy as busy:
+            if time.monotonic() >= deadline:
+                raise
+            if not said:
+                print(f"ps-serve: {busy}; waiting up to {LOCK_WAIT_SECONDS:.0f} s for it to exit",
+                      file=sys.stderr, flush=True)
+                said = True
+            time.sleep(0.5)
 
 
 def check_port_free(host: str, port: int) -> None:
@@ -82,7 +115,13 @@ def check_port_free(host: str, port: int) -> None:
 def _run(spec: RunSpec, config: ServerConfig, local_workers: int, lock: RunDirLock, started: dict) -> int:
     check_port_free(config.host, config.port)
     remove_stale_temps(lock.run_dir)  # the lock is ours: no other server is writing them
-    resumed = resume.prepare(spec, config)  # before the core opens pushes.csv; CheckpointError -> exit 2
+    try:
+        resumed = resume.prepare(spec, config)  # before the core opens pushes.csv; CheckpointError -> exit 2
+    except resume.RunFinished as done:
+        # A finished run is left exactly as it is (its summary names the workers that trained it).
+        summary = "" if (lock.run_dir / "summary.json").exists() else "; its summary.json is missing"
+        print(f"ps-serve: {done}{summary}: nothing to do", file=sys.stderr, flush=True)
+        return 0
     core = started["core"] = ParameterServer(spec, config)
     faults = DiskFaults()  # every record writer counts its failures here: status, summary.json, /metrics
     core.pushlog.faults = faults
@@ -107,8 +146,13 @@ def _run(spec: RunSpec, config: ServerConfig, local_workers: int, lock: RunDirLo
     lock.note(port=port)
     print(f"ps-serve: listening on {config.host}:{port}", file=sys.stderr, flush=True)
 
+    interrupted: list[int] = []  # restartable: the signal that interrupted the run (workers are not told)
+
     def on_signal(signum, _frame):
-        core.request_stop(f"signal {signal.Signals(signum).name}")
+        if restartable():
+            interrupted.append(signum)  # the watch loop sees it; core.stopped would tell the workers
+        else:
+            core.request_stop(f"signal {signal.Signals(signum).name}")
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, on_signal)
 
@@ -118,17 +162,21 @@ def _run(spec: RunSpec, config: ServerConfig, local_workers: int, lock: RunDirLo
     progress.start()
     exit_code = 0
     try:
-        while not core.stopped.wait(WATCH_SECONDS):
+        while not core.stopped.wait(WATCH_SECONDS) and not interrupted:
             core.expire_workers()
             if children and all(c.poll() is not None for c in children):
                 codes = [c.returncode for c in children]
                 core.request_stop(f"all local workers exited (codes {codes})")
                 exit_code = 1
-        _wait_for_workers(core, children, config.stop_grace_seconds)
+        if not interrupted:
+            _wait_for_workers(core, children, config.stop_grace_seconds)
     finally:
         progress.stop()
         server.enter_graceful_shutdown()
         server.stop(grace=1.0)
+        if interrupted and not core.stopped.is_set():  # said now, when no reply can carry 'stop' any more
+            core.request_stop(f"signal {signal.Signals(interrupted[0]).name} (restartable: workers keep going)")
+            exit_code = 128 + interrupted[0]
         # What the run leaves, most valuable first, each write attempted on its own: one failing
         # (a full disk ...) is counted and said, and never skips the others.
         _attempt(faults, "checkpoint", checkpointer.stop)  # the final checkpoint, once no push can land any more

@@ -1,5 +1,10 @@
 """At start: resume the run in --run-dir from its newest checkpoint, or start over (--fresh).
 
+A run whose newest checkpoint is already over (its target reached or its total steps done, under the
+stopping fields given now) is finished: `prepare` raises RunFinished before anything in the run dir is
+touched, and ps-serve says so in one line and exits 0 (a restarted server never rewrites a finished
+run's summary). Raising --total-steps or --target-return past the checkpoint continues it instead.
+
 Resuming also cuts pushes.csv back to the checkpoint (to the row count it recorded), so its rows
 still agree with the restored version and T (the pushes after the checkpoint were lost with the
 server that applied them).
@@ -16,10 +21,32 @@ from ps.records import checkpoint
 from ps.records.checkpoint import CheckpointError
 from ps.api.spec import RunSpec
 from ps.config import ServerConfig
+from ps.core.episodes import EpisodeWindow
 
 log = logging.getLogger("ps.resume")
 RECORDS = (checkpoint.DIR_NAME, "pushes.csv", "summary.json")
 STOPPING_FIELDS = ("total_steps", "target_return")  # may change across a restart; the rest defines the run
+
+
+class RunFinished(Exception):
+    """The run in --run-dir is already over: nothing to resume, nothing to rewrite."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"run already finished ({reason}; checkpoint {path})")
+        self.path, self.reason = path, reason
+
+
+def finished_reason(spec: RunSpec, meta: dict) -> str | None:
+    """Why a checkpoint's run is over under `spec`'s stopping fields (the server's own stop rule,
+    ParameterServer._check_stop), or None when it has more to do."""
+    episodes = EpisodeWindow()
+    episodes.load_state(meta["episodes"])
+    target = spec.target_return
+    if target is not None and episodes.full and episodes.mean >= target:
+        return f"mean100 {episodes.mean:.1f} >= target {target:g}"
+    if int(meta["global_step"]) >= spec.total_steps:
+        return f"total steps {spec.total_steps} reached"
+    return None
 
 
 def prepare(spec: RunSpec, config: ServerConfig) -> tuple[Path, dict] | None:
@@ -33,6 +60,9 @@ def prepare(spec: RunSpec, config: ServerConfig) -> tuple[Path, dict] | None:
         return None
     path, state = found
     _check_same_run(spec, state["meta"].get("run_spec", {}), path)
+    reason = finished_reason(spec, state["meta"])
+    if reason is not None:
+        raise RunFinished(path, reason)  # before the push log is cut: a finished run dir is left as it is
     rows = state["meta"].get("pushlog_rows")
     cut_pushlog(run_dir / "pushes.csv", int(state["meta"]["version"]), rows if isinstance(rows, int) else None)
     return path, state
