@@ -1,5 +1,5 @@
-"""deploy/: the kustomize base and overlays render and validate, say what users rely on, and the Dockerfile lints
-clean and installs exactly what the Makefile installs."""
+"""deploy/: the kustomize base and overlays render and validate, say what users rely on (a run is two Jobs
+that complete when it is over), and the Dockerfile lints clean and installs exactly what the Makefile installs."""
 from __future__ import annotations
 
 import re
@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.kube import (KUSTOMIZATIONS, ROOT, by_name, container_process, containers, expand, find,
-                                    kubectl, render)
+import yaml
+
+from tests.integration.kube import (K8S, KUSTOMIZATIONS, OVERLAYS, ROOT, by_name, container_process, containers,
+                                    expand, find, kubectl, render)
 
 pytestmark = pytest.mark.skipif(kubectl() is None, reason="kubectl (with kustomize) is not installed")
 
@@ -25,14 +27,27 @@ def rendered(request) -> list[dict]:
     return render(request.param)
 
 
+def server_job(objects: list[dict]) -> dict:
+    return find(objects, "Job", SERVICE)
+
+
+def worker_job(objects: list[dict]) -> dict:
+    return find(objects, "Job", WORKER)
+
+
 def server_container(objects: list[dict]) -> dict:
-    (container,) = containers(find(objects, "StatefulSet", SERVICE))
+    (container,) = containers(server_job(objects))
     return container
 
 
 def worker_container(objects: list[dict]) -> dict:
-    (container,) = containers(find(objects, "Deployment", WORKER))
+    (container,) = containers(worker_job(objects))
     return container
+
+
+def is_e2e(objects: list[dict]) -> bool:
+    """The lab's overlay (overlays/e2e): exec probes for v1.20, a hostPath PersistentVolume."""
+    return any(o["kind"] == "PersistentVolume" for o in objects)
 
 
 def container_port(container: dict, name: str) -> int:
@@ -49,37 +64,72 @@ def test_base_and_every_overlay_render_and_validate_strictly(rendered):
     for obj in rendered:
         kubernetes_validate.validate(obj, version, strict=True)
     kinds = sorted(o["kind"] for o in rendered)
-    assert kinds == ["ConfigMap", "Deployment", "Secret", "Service", "StatefulSet"]
+    extra = ["PersistentVolume"] if is_e2e(rendered) else []
+    assert kinds == sorted(["ConfigMap", "Job", "Job", "PersistentVolumeClaim", "Secret", "Service", *extra])
 
 
 def test_strict_validation_catches_a_misspelt_field():
-    """The validation above has teeth: one typo in the worker Deployment fails it."""
+    """The validation above has teeth: one typo in the worker Job fails it."""
     import kubernetes_validate
-    deployment = find(render("base"), "Deployment", WORKER)
-    deployment["spec"]["replica"] = deployment["spec"].pop("replicas")
+    job = find(render("base"), "Job", WORKER)
+    job["spec"]["paralelism"] = job["spec"].pop("parallelism")
     with pytest.raises(kubernetes_validate.ValidationError):
-        kubernetes_validate.validate(deployment, kubernetes_validate.latest_version(), strict=True)
+        kubernetes_validate.validate(job, kubernetes_validate.latest_version(), strict=True)
 
 
-def test_server_probes_are_native_grpc_health_checks_on_the_grpc_port(rendered):
+def test_a_run_is_two_jobs_that_complete_when_it_is_over_and_restart_until_then(rendered):
+    """ps-serve exits 0 only when the run is over (or was already): that completes its Job, and the
+    workers, told 'stop' then, exit 0 and complete theirs. Until then a failed container is restarted
+    in place; A3C_RESTARTABLE makes a signal (a liveness kill) exit non-zero and keeps the workers."""
+    server, workers = server_job(rendered), worker_job(rendered)
+    assert server["spec"]["completions"] == 1 and server["spec"]["parallelism"] == 1
+    assert "completions" not in workers["spec"]  # complete once its workers exit 0: no count to reach
+    assert workers["spec"]["parallelism"] >= 1
+    for job in (server, workers):
+        assert job["spec"]["template"]["spec"]["restartPolicy"] == "OnFailure"
+        assert job["spec"]["backoffLimit"] >= 6
+        assert "selector" not in job["spec"]  # the Job controller makes its own
+    from ps.node import RESTARTABLE_ENV
+    assert container_process(rendered, server_container(rendered)).env[RESTARTABLE_ENV] == "1"
+    argv = container_process(rendered, worker_container(rendered)).argv
+    assert float(flag_value(argv, "--connect-timeout")) >= 300  # outlasts a server pod's replacement
+
+
+def health_check_service(probe: dict) -> str:
+    """The grpc.health.v1 service an exec probe checks: its command is the image's python running a
+    Health/Check against the grpc port, with the service name as its last argument."""
+    command = probe["exec"]["command"]
+    assert command[:2] == ["python", "-c"] and "grpc_health.v1" in command[2] and "127.0.0.1:50051" in command[2]
+    return command[3]
+
+
+def test_server_probes_are_grpc_health_checks_on_the_grpc_port(rendered):
+    """Native grpc probes; the lab's v1.20 (overlays/e2e) has none, so there the image's python makes
+    the same grpc.health.v1 check."""
+    from ps.service.grpc_service import SERVICE_NAME
     server = server_container(rendered)
     grpc_port = container_port(server, "grpc")
+    kind = "exec" if is_e2e(rendered) else "grpc"
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-        assert set(server[probe]) & {"grpc", "httpGet", "exec", "tcpSocket"} == {"grpc"}, probe
-        assert server[probe]["grpc"]["port"] == grpc_port
-    from ps.service.grpc_service import SERVICE_NAME
-    assert server["readinessProbe"]["grpc"]["service"] == SERVICE_NAME  # health status the server sets
+        assert set(server[probe]) & {"grpc", "httpGet", "exec", "tcpSocket"} == {kind}, probe
+        if kind == "grpc":
+            assert server[probe]["grpc"]["port"] == grpc_port
+    if kind == "grpc":
+        assert server["readinessProbe"]["grpc"]["service"] == SERVICE_NAME  # health status the server sets
+    else:
+        assert grpc_port == 50051
+        assert health_check_service(server["readinessProbe"]) == SERVICE_NAME
+        assert health_check_service(server["livenessProbe"]) == health_check_service(server["startupProbe"]) == ""
 
 
 def test_run_dir_lives_on_the_persistent_volume_claim(rendered):
-    statefulset = find(rendered, "StatefulSet", SERVICE)
-    assert statefulset["spec"]["replicas"] == 1
     process = container_process(rendered, server_container(rendered))
     run_dir = Path(flag_value(process.argv, "--run-dir"))
     mount_path = next(m for m in process.mounts if run_dir.is_relative_to(m))
-    claims = [c["metadata"]["name"] for c in statefulset["spec"]["volumeClaimTemplates"]]
-    assert process.mounts[mount_path] in claims
-    assert not statefulset["spec"]["template"]["spec"].get("volumes")  # not shadowed by a pod volume
+    volumes = {v["name"]: v for v in server_job(rendered)["spec"]["template"]["spec"]["volumes"]}
+    claim = volumes[process.mounts[mount_path]]["persistentVolumeClaim"]["claimName"]
+    pvc = find(rendered, "PersistentVolumeClaim", claim)
+    assert pvc["spec"]["accessModes"] == ["ReadWriteOnce"]  # one server writes it
 
 
 def test_both_pods_take_the_token_from_the_secret(rendered):
@@ -95,10 +145,11 @@ def test_worker_only_argument_is_the_service_name_and_grpc_port(rendered):
     service = find(rendered, "Service", SERVICE)
     (grpc_port,) = [p for p in service["spec"]["ports"] if p["name"] == "grpc"]
     worker = worker_container(rendered)
-    assert worker["args"] == ["--ps", f"{service['metadata']['name']}:{grpc_port['port']}"]
+    assert worker["args"][:2] == ["--ps", f"{service['metadata']['name']}:{grpc_port['port']}"]
+    assert worker["args"][2:] == ["--connect-timeout", flag_value(worker["args"], "--connect-timeout")]
     server = server_container(rendered)
     assert grpc_port["targetPort"] in ("grpc", container_port(server, "grpc"))
-    pod_labels = find(rendered, "StatefulSet", SERVICE)["spec"]["template"]["metadata"]["labels"]
+    pod_labels = server_job(rendered)["spec"]["template"]["metadata"]["labels"]
     assert service["spec"]["selector"].items() <= pod_labels.items()
     process = container_process(rendered, server)
     assert int(flag_value(process.argv, "--port")) == container_port(server, "grpc")
@@ -122,7 +173,7 @@ def test_metrics_port_is_exposed_and_annotated_for_prometheus(rendered):
     process = container_process(rendered, server)
     assert int(flag_value(process.argv, "--metrics-port")) == metrics_port
     assert flag_value(process.argv, "--metrics-host") == "0.0.0.0"  # else only the pod itself could scrape it
-    annotations = find(rendered, "StatefulSet", SERVICE)["spec"]["template"]["metadata"]["annotations"]
+    annotations = server_job(rendered)["spec"]["template"]["metadata"]["annotations"]
     assert annotations["prometheus.io/scrape"] == "true"
     assert int(annotations["prometheus.io/port"]) == metrics_port
     service_ports = {p["name"]: p for p in find(rendered, "Service", SERVICE)["spec"]["ports"]}
@@ -142,7 +193,7 @@ def test_every_container_has_requests_within_limits_and_the_server_time_to_check
         resources = container["resources"]
         for kind in ("cpu", "memory"):
             assert 0 < quantity(resources["requests"][kind]) <= quantity(resources["limits"][kind])
-    pod = find(rendered, "StatefulSet", SERVICE)["spec"]["template"]["spec"]
+    pod = server_job(rendered)["spec"]["template"]["spec"]
     # SIGTERM -> final checkpoint, then up to stop-grace-seconds for workers to hear "stop": more than that.
     assert pod["terminationGracePeriodSeconds"] >= ServerConfig().stop_grace_seconds + 60
 
@@ -151,7 +202,7 @@ def test_pods_run_as_the_images_non_root_user(rendered):
     users = set(re.findall(r"^USER (\d+):(\d+)$", DOCKERFILE.read_text(), re.MULTILINE))
     assert len(users) == 1, users  # every image stage ends as the same numeric, non-root user
     ((uid, gid),) = users
-    for workload in (find(rendered, "StatefulSet", SERVICE), find(rendered, "Deployment", WORKER)):
+    for workload in (server_job(rendered), worker_job(rendered)):
         pod = workload["spec"]["template"]["spec"]["securityContext"]
         assert pod["runAsNonRoot"] is True and (pod["runAsUser"], pod["runAsGroup"]) == (int(uid), int(gid)) != (0, 0)
         (container,) = containers(workload)
@@ -162,13 +213,35 @@ def test_large_overlay_has_more_workers_and_bigger_requests_than_local():
     local, large = render("overlays/local"), render("overlays/large")
 
     def workers(objects):
-        return find(objects, "Deployment", WORKER)["spec"]["replicas"]
+        return worker_job(objects)["spec"]["parallelism"]
 
     def requests(container):
         return [quantity(container["resources"]["requests"][k]) for k in ("cpu", "memory")]
     assert workers(large) > workers(render("base")) > workers(local) >= 2
     for pick in (server_container, worker_container):
         assert all(b > a for a, b in zip(requests(pick(local)), requests(pick(large))))
+
+
+def test_overlays_name_both_images_so_a_registry_is_one_edit(rendered):
+    """Every overlay sets both images with kustomize `images:` (registry and tag in one place); the
+    lab's overlay uses images built on the node and never pulled."""
+    for container in (server_container(rendered), worker_container(rendered)):
+        assert container["image"].split("/")[-1].split(":")[0] in ("a3c-cluster", "a3c-cluster-server")
+        assert container["imagePullPolicy"] == ("Never" if is_e2e(rendered) else "IfNotPresent")
+    for name in OVERLAYS:
+        kustomization = yaml.safe_load((K8S / "overlays" / name / "kustomization.yaml").read_text())
+        assert {i["name"] for i in kustomization.get("images", [])} == {"a3c-cluster", "a3c-cluster-server"}, name
+
+
+def test_e2e_overlay_binds_the_claim_to_its_hostpath_volume_and_trains_a_quick_cartpole():
+    objects = render("overlays/e2e")
+    pv = find(objects, "PersistentVolume", "a3c-e2e-run")
+    pvc = find(objects, "PersistentVolumeClaim", "a3c-ps-run")
+    assert pvc["spec"]["volumeName"] == pv["metadata"]["name"] and pvc["spec"]["storageClassName"] == ""
+    assert pv["spec"]["claimRef"]["name"] == pvc["metadata"]["name"]
+    assert pv["spec"]["hostPath"]["path"].startswith("/var/cache/k8s-lab/run/")  # the lab's README: under run/
+    process = container_process(objects, server_container(objects))
+    assert flag_value(process.argv, "--env") == "CartPole-v1" and float(flag_value(process.argv, "--target-return")) > 0
 
 
 def test_dockerfile_lints_clean_with_hadolint():
