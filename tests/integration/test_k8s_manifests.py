@@ -146,7 +146,8 @@ def test_worker_only_argument_is_the_service_name_and_grpc_port(rendered):
     (grpc_port,) = [p for p in service["spec"]["ports"] if p["name"] == "grpc"]
     worker = worker_container(rendered)
     assert worker["args"][:2] == ["--ps", f"{service['metadata']['name']}:{grpc_port['port']}"]
-    assert worker["args"][2:] == ["--connect-timeout", flag_value(worker["args"], "--connect-timeout")]
+    extra = ["--inject-delay-ms", flag_value(worker["args"], "--inject-delay-ms")] if is_e2e(rendered) else []
+    assert worker["args"][2:] == ["--connect-timeout", flag_value(worker["args"], "--connect-timeout"), *extra]
     server = server_container(rendered)
     assert grpc_port["targetPort"] in ("grpc", container_port(server, "grpc"))
     pod_labels = server_job(rendered)["spec"]["template"]["metadata"]["labels"]
