@@ -183,7 +183,7 @@ def readiness() -> dict:
     pvc = json.loads(kubectl("get", "pvc", "a3c-ps-run", "-o", "json").stdout)
     wait_until("the claim to bind", lambda: json.loads(kubectl("get", "pvc", "a3c-ps-run", "-o", "json").stdout)
                ["status"].get("phase") == "Bound", 60)
-    kubectl("wait", "--for=condition=Ready", "pod", "-l", f"job-name={SERVER}", "--timeout=300s", timeout=320)
+    wait_until("the server pod to be ready", server_pod, 300)
     wait_until("2 running worker pods", lambda: len([p for p in live(pods(WORKER)) if ready(p)]) == 2, 300)
     pod = server_pod()
     uid = kubectl("exec", pod, "--", "id", "-u").stdout.strip()
@@ -279,6 +279,7 @@ def quiet_after_completion(volume: Path) -> None:
     # A server started again on the finished run dir (the Job deleted and applied again) rewrites nothing.
     records = {p: digest(p) for p in (volume / "run").rglob("*") if p.is_file() and p.name != ".lock"}
     kubectl("delete", "job", SERVER, "--wait", timeout=120)
+    wait_until("the old server pod to be gone", lambda: not pods(SERVER), 120)
     kubectl("apply", "-k", OVERLAY)
     kubectl("wait", "--for=condition=complete", f"job/{SERVER}", "--timeout=300s", timeout=320)
     (pod,) = pods(SERVER)
@@ -290,7 +291,13 @@ def quiet_after_completion(volume: Path) -> None:
     say(f"    a new server pod on the finished run: {log.strip().splitlines()[-1]}; {len(records)} records unchanged")
 
 
-def teardown(volume: Path | None) -> None:
+def lab_processes() -> set[str]:
+    """The lab's daemons running now (pgrep -x matches the kernel's 15-character process names)."""
+    return {name for name in LAB_PROCESSES
+            if subprocess.run(["pgrep", "-x", name[:15]], capture_output=True).returncode == 0}
+
+
+def teardown(volume: Path | None, before: set[str]) -> None:
     try:
         kubectl("delete", "-k", OVERLAY, "--ignore-not-found", "--wait", "--timeout=180s", timeout=200)
         wait_until("the run's pods to be gone", lambda: not pods(SERVER) and not pods(WORKER), 180)
@@ -298,10 +305,10 @@ def teardown(volume: Path | None) -> None:
         lab("down.sh", timeout=300)
         if volume is not None and volume.exists():
             shutil.rmtree(volume)
-    running = [name for name in LAB_PROCESSES
-               if subprocess.run(["pgrep", "-x", name], capture_output=True).returncode == 0]
+    running = sorted(lab_processes() - before)
     check(not running, f"still running after down.sh: {running}")
-    say(f"    objects deleted, lab down, none of {', '.join(LAB_PROCESSES)} running")
+    say(f"    objects deleted, lab down; of {', '.join(LAB_PROCESSES)} only what ran before up.sh runs: "
+        f"{sorted(before) or 'none'}")
 
 
 def main() -> int:
@@ -315,6 +322,7 @@ def main() -> int:
         print(f"k8s_e2e: no k8s lab at {LAB} (set K8S_LAB)", file=sys.stderr)
         return 2
     volume, failed, versions = None, None, []
+    before = lab_processes()
     try:
         with step("lab build (build.sh; skips what exists)"):
             lab("build.sh", timeout=3600)
@@ -351,7 +359,7 @@ def main() -> int:
         if not args.keep_up:
             try:
                 with step("teardown (delete, down.sh, nothing left running)"):
-                    teardown(volume)
+                    teardown(volume, before)
             except Exception as err:  # noqa: BLE001
                 failed = failed or err
     print("\nstep times:")
