@@ -13,13 +13,14 @@ from ps.api.envs import register_optional_envs
 from ps.api.envs import ATARI_FRAME_SKIP, env_family
 
 
-def make_env(env_id: str) -> gymnasium.Env:
-    """The env as the agent sees it: Atari and MinAtar preprocessed, continuous actions clipped."""
+def make_env(env_id: str, render_mode: str | None = None) -> gymnasium.Env:
+    """The env as the agent sees it: Atari and MinAtar preprocessed, continuous actions clipped.
+    render_mode "rgb_array" lets a video recorder wrap it (ps-eval --video)."""
     register_optional_envs(env_id)
     family = env_family(env_id)
     if family == "atari":
-        return atari_env(env_id)
-    env = gymnasium.make(env_id)
+        return atari_env(env_id, render_mode)
+    env = gymnasium.make(env_id, render_mode=render_mode)
     if family == "minatar":
         return minatar_env(env)
     if isinstance(env.action_space, spaces.Box):
@@ -27,14 +28,15 @@ def make_env(env_id: str) -> gymnasium.Env:
     return env
 
 
-def atari_env(env_id: str) -> gymnasium.Env:
+def atari_env(env_id: str, render_mode: str | None = None) -> gymnasium.Env:
     """The paper's preprocessing (after Mnih et al. 2015), with gymnasium's own wrappers.
 
     Frame skip 4 with max-pooling over the last two frames, 84x84 grayscale scaled to [0, 1], up to 30
     no-op starts, 4 stacked frames; no sticky actions (the paper's ALE had none). Training sees rewards
     clipped to [-1, 1]; the raw score, recorded below the clip, is the episode return reported.
     """
-    env = gymnasium.make(env_id, frameskip=1, repeat_action_probability=0.0)  # the wrapper skips frames
+    env = gymnasium.make(env_id, frameskip=1, repeat_action_probability=0.0,  # the wrapper skips frames
+                         render_mode=render_mode)
     env = wrappers.AtariPreprocessing(env, noop_max=30, frame_skip=ATARI_FRAME_SKIP, screen_size=84,
                                       grayscale_obs=True, scale_obs=True)
     return clip_rewards_report_score(wrappers.FrameStackObservation(env, 4))
@@ -53,8 +55,11 @@ def minatar_env(env: gymnasium.Env) -> gymnasium.Env:
 
 
 class EnvBatch:
-    def __init__(self, env_id: str, count: int, seed: int) -> None:
-        self.envs = [make_env(env_id) for _ in range(count)]
+    def __init__(self, env_id: str, count: int, seed: int, render_mode: str | None = None, wrap=None) -> None:
+        """`wrap(env, k)`, when given, wraps each env before its first reset (a video recorder)."""
+        self.envs = [make_env(env_id, render_mode) for _ in range(count)]
+        if wrap is not None:
+            self.envs = [wrap(env, k) for k, env in enumerate(self.envs)]
         self.observation_space = self.envs[0].observation_space
         self.action_space = self.envs[0].action_space
         first = [env.reset(seed=seed + k)[0] for k, env in enumerate(self.envs)]

@@ -12,7 +12,7 @@ from gymnasium import spaces
 
 from ..algorithms.a3c import a3c_gaussian_loss, a3c_loss
 from ..algorithms.returns import n_step_returns
-from ..algorithms.sampling import sample_categorical, sample_gaussian
+from ..algorithms.sampling import most_likely, sample_categorical, sample_gaussian
 from ..networks import FlatParams, build_policy_value_net
 from ..networks.recurrent import reset_state, row, stack_rows
 
@@ -78,6 +78,13 @@ class A3CAgent:
         n = T * K
         return n, {"policy_loss": loss.policy_loss / n, "value_loss": loss.value_loss / n,
                    "entropy": loss.entropy / n}
+
+    def play_step(self, envs, deterministic: bool) -> None:
+        with torch.inference_mode():
+            policy, _, state = self.model.step(torch.from_numpy(envs.obs), self.state)
+            actions = most_likely(policy, self.continuous) if deterministic else self._sample(policy)
+            _, term, trunc, _ = envs.step(actions)
+            self.state = reset_state(state, torch.from_numpy(term | trunc))
 
     def load_target(self, data, version: int) -> None:
         """A3C has no theta-: nothing to load."""

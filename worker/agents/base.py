@@ -7,6 +7,9 @@ from ..envs import EnvBatch
 from ..networks import FlatParams
 
 
+EVAL_EPSILON = 0.05  # the Q methods' exploration while evaluated without --deterministic (DQN's usual)
+
+
 class Agent(Protocol):
     """Acts for one rollout on fixed parameters and leaves the summed gradient in flat.grads.
 
@@ -22,6 +25,11 @@ class Agent(Protocol):
     def learn_step(self, envs: EnvBatch) -> tuple[int, dict[str, float]]:
         """Act, then backward the summed loss into flat.grads. Returns (env steps taken, figures for
         the server's logs)."""
+
+    def play_step(self, envs: EnvBatch, deterministic: bool) -> None:
+        """One step of every env on the current parameters, learning nothing (evaluation): the
+        policy's most likely action (greedy Q) when deterministic, else its sample (epsilon-greedy Q
+        at EVAL_EPSILON)."""
 
     def load_target(self, data: bytes | memoryview, version: int) -> None:
         """Adopt theta- (flat float32 bytes) at `version` (value-based methods; A3C ignores it)."""

@@ -13,6 +13,7 @@ import torch
 from ..algorithms.q_learning import (draw_final_epsilon, epsilon_at, n_step_q_targets, one_step_q_targets,
                                      one_step_sarsa_targets, q_loss)
 from ..algorithms.sampling import epsilon_greedy
+from .base import EVAL_EPSILON
 from ..networks import FlatParams, build_q_network
 
 
@@ -58,6 +59,11 @@ class QAgent:
 
     def summary(self) -> str:
         return f"target network fetched {self.target_fetches} times (last version {self.target_version})"
+
+    def play_step(self, envs, deterministic: bool) -> None:
+        with torch.inference_mode():
+            q_values = self.model(torch.from_numpy(envs.obs)).numpy()
+        envs.step(epsilon_greedy(q_values, 0.0 if deterministic else EVAL_EPSILON, self.rng))
 
     def _act(self, obs: torch.Tensor) -> np.ndarray:
         return epsilon_greedy(self.model(obs).numpy(), self.epsilon, self.rng)

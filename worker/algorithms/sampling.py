@@ -23,6 +23,13 @@ def sample_gaussian(mean: torch.Tensor, var: torch.Tensor, rng: np.random.Genera
     return (mu + np.sqrt(var.numpy()) * rng.standard_normal(mu.shape)).astype(np.float32)
 
 
+def most_likely(policy, continuous: bool) -> np.ndarray:
+    """The deterministic action of a policy head: argmax of the logits, or the Gaussian's mean."""
+    if continuous:
+        return policy[0].numpy().astype(np.float32)
+    return policy.argmax(dim=-1).numpy()
+
+
 def epsilon_greedy(q_values: np.ndarray, epsilon: float, rng: np.random.Generator) -> np.ndarray:
     """argmax_a Q per row, replaced by a uniform action with probability epsilon."""
     greedy = q_values.argmax(axis=-1)
