@@ -47,3 +47,7 @@ def serve_main(argv=None) -> int:
 def status_main(argv=None) -> int:
     from ps.tools.status import main
     return main(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(serve_main())
