@@ -19,9 +19,9 @@ updates measure the checkpoint interval alone. The Status RPC is polled every 0.
 
 How long: the workers sleep 50 ms (+-10) before every push (`--inject-delay-ms 50:10`) and step
 16 envs each, so the pace is set by that sleep rather than by the shared CPU (3 workers: ~45-55
-updates/s, ~3,000 env steps/s, measured on the shared 2-core machine); the run has
-`--target-return none` and a step budget of that rate times the planned minutes, and ends by itself
-when T reaches it. "Reached its budget" is whether the last server life stopped there, exit 0.
+updates/s, ~3,000 env steps/s, measured on the shared 2-core machine; ~2,200 under the faults);
+the run has `--target-return none` and a step budget of 0.75 x 3,000 steps/s times the planned
+minutes, and ends by itself when T reaches it. "Reached its budget" is whether the last server life stopped there, exit 0.
 
 What it prints, per fault: injected, survived (server kill: the restarted server resumed and the
 workers pushed to it again; worker kill: the new worker process pushed; disk fill: training went on
@@ -56,6 +56,9 @@ import psutil
 from bench.common import MIB, Launched, bin_path, console, fmt, launch, print_table, stop_process
 
 NOMINAL_STEPS_PER_SECOND = 3000  # 3 workers x 16 envs x t_max 4 with a 50 ms sleep before each push
+# Under the faults the run averaged ~2,200 env steps/s (restarted workers import torch for 4-9 s,
+# reconnects back off, lost updates are redone): the budget is sized with this share of the rate.
+CHAOS_SHARE = 0.75
 POLL_SECONDS = 0.5
 RESUME_RE = re.compile(r"ps-serve: resuming from (\S+) \(T (\d+), version (\d+)\)")
 RECOVER_SECONDS = 90.0  # a fault not recovered from within this long counts as not survived
@@ -82,7 +85,7 @@ class ChaosConfig:
     def budget(self) -> int:
         if self.total_steps:
             return int(self.total_steps)
-        return int(round(self.steps_per_second * self.minutes * 60, -3))
+        return int(round(self.steps_per_second * CHAOS_SHARE * self.minutes * 60, -3))
 
 
 def draw_schedule(cfg: ChaosConfig) -> list[tuple[float, str, float]]:
@@ -643,8 +646,9 @@ def print_report(r: ChaosReport, cfg: ChaosConfig) -> None:
             note = "; ".join(f"{f.detail['hold_seconds']:.0f} s, updates/s {f.detail['updates_per_second_before']}"
                              f" -> {f.detail['updates_per_second_during']}, health {f.detail['health']}"
                              for f in done)
-        rows.append([label, len(done), f"{survived}/{len(done)}", note])
-    print_table("Faults", ["fault", "injected", "survived", "detail"], rows)
+        planned = sum(1 for _, k, _ in r.schedule if k == kind)
+        rows.append([label, f"{len(done)} of {planned}", f"{survived}/{len(done)}", note])
+    print_table("Faults", ["fault", "injected (of planned)", "survived", "detail"], rows)
 
     lost, per = r.lost, r.per_interval
     interval = statistics_mean(per)

@@ -17,7 +17,7 @@ SCHEDULE = [(12.0, "server_kill", 0.0), (18.0, "worker_kill", 0.0), (22.0, "disk
 
 @pytest.mark.timeout(420)
 def test_a_short_chaos_run_survives_every_fault_and_its_records_hold(tmp_path):
-    cfg = ChaosConfig(minutes=1.2, seed=1, out_dir=tmp_path / "chaos", schedule=SCHEDULE)
+    cfg = ChaosConfig(minutes=1.2, seed=1, out_dir=tmp_path / "chaos", schedule=SCHEDULE, total_steps=216_000)
     report = run_chaos(cfg)
     print_report(report, cfg)
 
