@@ -29,6 +29,8 @@ class ServerConfig:
     """Largest gRPC message either way (the largest built-in network, Atari with an LSTM, is ~5 MB)."""
     max_inflight_bytes: int = 0
     """Bytes of requests the server receives at once; past it a call waits briefly, then gets RESOURCE_EXHAUSTED (workers back off and retry). 0 = 64 requests of the largest size (2 x --max-message-bytes)."""
+    max_calls: int = 128
+    """Calls the server holds at once, waiting ones included (the rest get RESOURCE_EXHAUSTED and workers retry); it bounds the replies a client can leave unread, at most 32 per connection."""
     request_timeout_seconds: float = 30.0
     """A call whose request has not fully arrived this long after it began is refused (DEADLINE_EXCEEDED), and its share of --max-inflight-bytes freed."""
     progress_seconds: float = 1.0
@@ -65,6 +67,8 @@ class ServerConfig:
             raise ConfigError(f"--max-workers must be >= 0 (0 picks them), got {self.max_workers}")
         if self.max_message_bytes < 4 * 1024 * 1024:
             raise ConfigError("--max-message-bytes must be at least 4 MiB")
+        if self.max_calls < 8:
+            raise ConfigError(f"--max-calls must be at least 8, got {self.max_calls}")
         if self.max_inflight_bytes < 0 or self.request_timeout_seconds <= 0:
             raise ConfigError("--max-inflight-bytes must be >= 0 (0 picks it) and --request-timeout-seconds > 0")
         if not -1 <= self.metrics_port <= 65535:

@@ -26,7 +26,8 @@ from ps.api.spec import RunSpec
 log = logging.getLogger("worker.client")
 SERVICE = pb.DESCRIPTOR.services_by_name["ParameterServer"].full_name
 TRANSIENT = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
-BUSY = "server busy"  # RESOURCE_EXHAUSTED with this: the server holds all the requests it will at once; retry
+# RESOURCE_EXHAUSTED with these: the server holds all the requests (or calls) it will at once; retry
+BUSY = ("server busy", "Concurrent RPC limit")
 
 
 def _transient(err: grpc.RpcError) -> bool:

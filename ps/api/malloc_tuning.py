@@ -14,8 +14,12 @@ import ctypes.util
 
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
+M_ARENA_MAX = -8
 TRIM_THRESHOLD_BYTES = 64 * 1024 * 1024
-MMAP_THRESHOLD_BYTES = 32 * 1024 * 1024  # glibc's largest allowed value
+# Buffers up to this size (every built-in network's, ~5 MB at most) stay in the heap for reuse; larger
+# ones (a hostile wrong-length push, a giant model) are mmapped and handed back the moment they are freed.
+MMAP_THRESHOLD_BYTES = 8 * 1024 * 1024
+ARENAS = 2
 
 
 def keep_freed_buffers() -> bool:
@@ -26,4 +30,7 @@ def keep_freed_buffers() -> bool:
     except (OSError, AttributeError):
         return False
     ok = mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES) == 1
+    # Few arenas: a buffer freed by another thread goes back where the next one is taken from, rather
+    # than each of gRPC's threads keeping its own untrimmed heap (measured: +140 MiB over 32 pushes of 4 MiB).
+    ok = mallopt(M_ARENA_MAX, ARENAS) == 1 and ok
     return mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES) == 1 and ok

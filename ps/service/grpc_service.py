@@ -36,6 +36,7 @@ log = logging.getLogger("ps.server")
 SERVICE_NAME = "a3c.ps.v1.ParameterServer"
 ASYNC_THREADS, SYNC_THREADS = 4, 64
 MAX_METADATA_BYTES = 16 * 1024
+STREAMS_PER_CONNECTION = 32  # a worker has one call at a time; more wait in the client's HTTP/2 queue
 
 
 class _Abort(Exception):
@@ -69,16 +70,19 @@ def _in_pool(method):
 
 
 def _gated(method, gate: RequestGate, count, pool: futures.Executor | None):
-    """method as the server's handler: its request read through the gate (ps/service/gate.py), then
-    run on the event loop, or in `pool` when it may block (--sync rounds wait for other workers).
-    On the loop a push saves two thread hand-offs, and its work is serialized under the core's lock
-    anyway."""
+    """method as the server's handler: its request read and its reply written in a gate slot
+    (ps/service/gate.py), the work run on the event loop, or in `pool` when it may block (--sync
+    rounds wait for other workers). On the loop a push saves two thread hand-offs, and its work is
+    serialized under the core's lock anyway."""
     async def handler(_requests, context):
         try:
-            raw = await gate.read(context)
-            if pool is None:
-                return method(raw, context)
-            return await asyncio.get_running_loop().run_in_executor(pool, method, raw, context)
+            async with gate.slot():
+                raw = await gate.read(context)
+                if pool is None:
+                    reply = method(raw, context)
+                else:
+                    reply = await asyncio.get_running_loop().run_in_executor(pool, method, raw, context)
+                await gate.write(context, reply)
         except Refused as err:
             code, reason, message = err.args
             count(reason)
@@ -157,7 +161,7 @@ def _method_handlers(servicer: ParameterServerServicer, gate: RequestGate,
         run = servicer.Push if method.name == "Push" else \
             _parsed(servicer, getattr(servicer, method.name), getattr(pb, method.input_type.name))
         serialize = None if method.name == "Push" else getattr(pb, method.output_type.name).SerializeToString
-        handlers[method.name] = grpc.stream_unary_rpc_method_handler(
+        handlers[method.name] = grpc.stream_stream_rpc_method_handler(  # one message each way, as unary
             _gated(run, gate, servicer.core.count_rejection, pool), response_serializer=serialize)
     return grpc.method_handlers_generic_handler(SERVICE_NAME, handlers)
 
@@ -231,13 +235,17 @@ async def _start(core: ParameterServer):
                ("grpc.max_receive_message_length", TRANSPORT_SLACK * cfg.max_message_bytes),
                ("grpc.so_reuseport", 0),
                ("grpc.max_metadata_size", MAX_METADATA_BYTES),  # oversized headers: refused by gRPC itself
+               ("grpc.max_concurrent_streams", STREAMS_PER_CONNECTION),
+               # Each stream's receive window stays at HTTP/2's 64 KiB until its handler reads: a call
+               # waiting for a gate slot cannot make the server buffer its body (BDP probing grows them).
+               ("grpc.http2.bdp_probe", 0),
                # keepalive pings: at most one a 10 s without calls, else the connection is closed
                ("grpc.http2.min_ping_interval_without_data_ms", 10_000), ("grpc.http2.max_ping_strikes", 2)]
     token = load_token(cfg.token_file)
     interceptors = [TokenInterceptor(token, core.count_rejection)] if token else []
     pool = (futures.ThreadPoolExecutor(max_workers=server_threads(cfg, core.spec), thread_name_prefix="ps-handler")
             if core.spec.sync else None)
-    server = grpc.aio.server(interceptors=interceptors, options=options)
+    server = grpc.aio.server(interceptors=interceptors, options=options, maximum_concurrent_rpcs=cfg.max_calls)
     gate = RequestGate(TRANSPORT_SLACK * cfg.max_message_bytes, cfg.max_inflight_bytes, cfg.request_timeout_seconds)
     handlers = _method_handlers(ParameterServerServicer(core), gate, pool)
     server.add_generic_rpc_handlers((handlers,))
