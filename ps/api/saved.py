@@ -29,9 +29,25 @@ class UnreadableCheckpoint(ValueError):
 
 def encode_checkpoint(arrays: dict[str, np.ndarray], meta: dict) -> bytes:
     buf = io.BytesIO()
-    np.savez(buf, __meta__=np.array(json.dumps(meta, sort_keys=True)), **arrays)
-    payload = buf.getvalue()
-    return MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload
+    write_checkpoint(buf, arrays, meta)
+    return buf.getvalue()
+
+
+def write_checkpoint(f, arrays: dict[str, np.ndarray], meta: dict) -> None:
+    """Write a checkpoint into the seekable binary file f, array by array: no copy of the whole
+    payload is ever in memory (200 per-worker RMSProp states of an Atari net are ~560 MB)."""
+    header_at = f.tell()
+    f.write(MAGIC + b"0" * 64 + b"\n")  # the digest, filled in once the payload is written
+    payload_at = f.tell()
+    np.savez(f, __meta__=np.array(json.dumps(meta, sort_keys=True)), **arrays)
+    end = f.tell()
+    digest = hashlib.sha256()
+    f.seek(payload_at)
+    while chunk := f.read(min(1 << 20, end - f.tell())):
+        digest.update(chunk)
+    f.seek(header_at + len(MAGIC))
+    f.write(digest.hexdigest().encode())
+    f.seek(end)
 
 
 def decode_checkpoint(blob: bytes, name: str) -> tuple[dict[str, np.ndarray], dict]:

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ps.api.layout import Layout
-from ps.api.saved import UnreadableCheckpoint, decode_checkpoint, encode_checkpoint
+from ps.api.saved import UnreadableCheckpoint, decode_checkpoint, encode_checkpoint, write_checkpoint
 from ps.records.atomic import write_atomic
 from ps.records.faults import DiskFaults
 
@@ -108,7 +108,8 @@ def save(directory: Path, state: dict, keep: int = KEEP) -> Path:
     existing = list_checkpoints(directory)
     seq = int(_NAME.match(existing[0].name).group(1)) + 1 if existing else 1
     path = directory / f"ckpt-{seq:08d}.a3c"
-    write_atomic(path, encode(state), tmp=directory / f".{path.name}.tmp")
+    write_atomic(path, lambda f: write_checkpoint(f, state["arrays"], state["meta"]),
+                 tmp=directory / f".{path.name}.tmp")
     _fsync_dir(directory)
     for old in list_checkpoints(directory)[keep:]:
         old.unlink(missing_ok=True)

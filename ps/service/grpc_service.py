@@ -75,6 +75,7 @@ def _gated(method, gate: RequestGate, count, pool: futures.Executor | None):
     rounds wait for other workers). On the loop a push saves two thread hand-offs, and its work is
     serialized under the core's lock anyway."""
     async def handler(_requests, context):
+        failure = raw = None
         try:
             async with gate.slot():
                 raw = await gate.read(context)
@@ -82,13 +83,19 @@ def _gated(method, gate: RequestGate, count, pool: futures.Executor | None):
                     reply = method(raw, context)
                 else:
                     reply = await asyncio.get_running_loop().run_in_executor(pool, method, raw, context)
+                raw = None
                 await gate.write(context, reply)
         except Refused as err:
             code, reason, message = err.args
             count(reason)
-            await context.abort(code, message)
+            failure = (code, message)
         except _Abort as err:
-            await context.abort(*err.args)
+            failure = err.args
+        # Aborted outside the except blocks: gRPC keeps the abort's exception a while, and chained to
+        # ours it would keep every frame of the call alive, the request's bytes with them.
+        if failure is not None:
+            raw = None  # the abort's traceback holds this frame
+            await context.abort(*failure)
     return handler
 
 
