@@ -20,12 +20,17 @@ def make_env(env_id: str, render_mode: str | None = None) -> gymnasium.Env:
     family = env_family(env_id)
     if family == "atari":
         return atari_env(env_id, render_mode)
-    env = gymnasium.make(env_id, render_mode=render_mode)
+    env = gymnasium.make(env_id, **_rendering(render_mode))
     if family == "minatar":
         return minatar_env(env)
     if isinstance(env.action_space, spaces.Box):
         return wrappers.ClipAction(env)  # the Gaussian's samples are unbounded; the env gets them clipped
     return env
+
+
+def _rendering(render_mode: str | None) -> dict:
+    """make()'s render_mode only when asked for: not every env's constructor takes one."""
+    return {"render_mode": render_mode} if render_mode else {}
 
 
 def atari_env(env_id: str, render_mode: str | None = None) -> gymnasium.Env:
@@ -36,7 +41,7 @@ def atari_env(env_id: str, render_mode: str | None = None) -> gymnasium.Env:
     clipped to [-1, 1]; the raw score, recorded below the clip, is the episode return reported.
     """
     env = gymnasium.make(env_id, frameskip=1, repeat_action_probability=0.0,  # the wrapper skips frames
-                         render_mode=render_mode)
+                         **_rendering(render_mode))
     env = wrappers.AtariPreprocessing(env, noop_max=30, frame_skip=ATARI_FRAME_SKIP, screen_size=84,
                                       grayscale_obs=True, scale_obs=True)
     return clip_rewards_report_score(wrappers.FrameStackObservation(env, 4))

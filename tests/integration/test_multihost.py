@@ -74,13 +74,13 @@ def cluster_from_manifests(objects: list[dict]) -> Cluster:
     for obj in objects:
         if obj["kind"] == "ConfigMap" and obj["metadata"]["name"].startswith("a3c-run"):
             obj["data"].update(RUN_CONFIG)
-    statefulset, deployment = find(objects, "StatefulSet", SERVICE), find(objects, "Deployment", "a3c-worker")
-    assert statefulset["spec"]["replicas"] == 1
-    server, worker = (container_process(objects, containers(w)[0]) for w in (statefulset, deployment))
+    server_job, worker_job = find(objects, "Job", SERVICE), find(objects, "Job", "a3c-worker")
+    assert server_job["spec"]["completions"] == 1
+    server, worker = (container_process(objects, containers(w)[0]) for w in (server_job, worker_job))
     grpc_port = next(p["port"] for p in find(objects, "Service", SERVICE)["spec"]["ports"] if p["name"] == "grpc")
-    scrape = statefulset["spec"]["template"]["metadata"]["annotations"]
+    scrape = server_job["spec"]["template"]["metadata"]["annotations"]
     metrics_url = f"http://{SERVICE}:{scrape['prometheus.io/port']}{scrape.get('prometheus.io/path', '/metrics')}"
-    return Cluster(server, worker, deployment["spec"]["replicas"], grpc_port, metrics_url)
+    return Cluster(server, worker, worker_job["spec"]["parallelism"], grpc_port, metrics_url)
 
 
 def host_process(pod: Process, volumes: dict[str, Path], home: Path) -> tuple[list[str], dict[str, str]]:
@@ -180,7 +180,7 @@ def print_distributions(runs: dict[str, list[dict]]) -> None:
 
 def test_rendered_cluster_trains_cartpole_across_network_namespaces_with_and_without_link_delay(tmp_path):
     cluster = cluster_from_manifests(render(OVERLAY))
-    assert cluster.worker.argv[1:] == ["--ps", f"{SERVICE}:{cluster.grpc_port}"]
+    assert cluster.worker.argv[1:3] == ["--ps", f"{SERVICE}:{cluster.grpc_port}"]
     assert cluster.workers >= 2
     (tmp_path / "no-torch" / "torch").mkdir(parents=True)
     (tmp_path / "no-torch" / "torch" / "__init__.py").write_text(NO_TORCH)
