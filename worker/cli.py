@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 
 from ps.api.channel import load_token
@@ -49,6 +50,14 @@ def main(argv=None) -> int:
     return run_one(args)
 
 
+class Terminated(Exception):
+    """SIGTERM arrived."""
+
+
+def _terminated(_signum, _frame):
+    raise Terminated
+
+
 def run_one(args: argparse.Namespace) -> int:
     """One actor-learner: its own gRPC channel, until the server says stop."""
     try:
@@ -59,6 +68,7 @@ def run_one(args: argparse.Namespace) -> int:
         print(f"worker-run: error: {err}", file=sys.stderr)
         return 2
     learner = ActorLearner(client, delay=args.inject_delay_ms)
+    signal.signal(signal.SIGTERM, _terminated)  # scaled down (Kubernetes) or stopped: leave at once
     try:
         learner.run()
     except ServerUnavailable as err:
@@ -71,6 +81,9 @@ def run_one(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         client.leave(learner.worker_id, "interrupted")
         return 130
+    except Terminated:
+        client.leave(learner.worker_id, "terminated")
+        return 128 + signal.SIGTERM
     finally:
         client.close()
     return 0

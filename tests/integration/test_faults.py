@@ -133,3 +133,19 @@ def test_ps_serve_refuses_a_damaged_checkpoint_naming_it_and_an_older_good_one(t
     assert last.startswith("ps-serve: error: checkpoint") and "checksum" in last
     assert str(newest) in last and str(older) in last and "--fresh" in last
     assert "Traceback" not in out.stderr
+
+
+def test_a_worker_sent_sigterm_leaves_at_once(tmp_path, stub_for):
+    """Scaling workers down sends SIGTERM: the worker says Leave, so it is gone before --worker-timeout."""
+    server = start_server(tmp_path / "run", *RUN, "--total-steps", "10000000", "--worker-timeout", "300")
+    worker = start_worker(server.address)
+    try:
+        stub = stub_for(server.address)
+        _wait_for(stub, lambda s: s["workers_connected"] == 1 and s["version"] > 5, "the worker pushing")
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=30) == 128 + signal.SIGTERM
+        status = _wait_for(stub, lambda s: s["workers_connected"] == 0, "the worker to leave", 10)
+        assert [w["left_reason"] for w in status["workers"]] == ["terminated"]
+    finally:
+        kill(worker)
+        kill(server.proc)
