@@ -33,6 +33,7 @@ from ps.service.tensorboard import TensorBoardWriter
 
 log = logging.getLogger("ps")
 WATCH_SECONDS = 0.25
+STATUS_LINGER_SECONDS = 1.0  # a finished run stays visible this long to ps-status --watch before the server goes
 # Set by the Kubernetes manifests (deploy/k8s/base/server.yaml): ps-serve runs under a supervisor that
 # restarts it (a Job with restartPolicy OnFailure) and a signal interrupts the run, never ends it.
 RESTARTABLE_ENV = "A3C_RESTARTABLE"
@@ -170,6 +171,7 @@ def _run(spec: RunSpec, config: ServerConfig, local_workers: int, lock: RunDirLo
                 exit_code = 1
         if not interrupted:
             _wait_for_workers(core, children, config.stop_grace_seconds)
+            time.sleep(STATUS_LINGER_SECONDS)
     finally:
         progress.stop()
         server.enter_graceful_shutdown()

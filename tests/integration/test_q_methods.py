@@ -39,10 +39,11 @@ def test_value_based_method_learns_cartpole_and_fetches_theta_minus_only_on_a_ne
     assert 0 <= target["age_steps"] < summary["run_spec"]["target_update_steps"] + 8 * 5
     # Counted on both sides: what the server sent each worker is what that worker says it loaded.
     fetched = {int(m.group(1)): (int(m.group(2)), int(m.group(3))) for log in logs for m in FETCHED.finditer(log)}
-    assert sorted(fetched) == sorted(int(k) for k in target["sends"]) and len(fetched) == 2
+    # (per-worker send counts leave the status with their workers; the total stays)
+    assert sorted(fetched) == sorted(w["id"] for w in summary["workers"]) and len(fetched) == 2
+    assert target["sends_total"] == sum(count for count, _ in fetched.values())
     for w in summary["workers"]:
         count, last = fetched[w["id"]]
-        assert target["sends"][str(w["id"])] == count
         assert 2 <= count <= versions        # at most once per version: never on every push
         assert count < w["pushes"] / 5
         assert last == target["version"]     # and it ended on the current one
