@@ -292,8 +292,10 @@ def _code(err: grpc.RpcError) -> str:
     details = err.details() or ""
     if name == "DEADLINE_EXCEEDED" and "request-timeout" in details:
         return "DEADLINE_EXCEEDED(server)"
-    if name == "RESOURCE_EXHAUSTED" and details.startswith("server busy"):
-        return "RESOURCE_EXHAUSTED(busy)"
+    if name == "RESOURCE_EXHAUSTED" and details.startswith(("server busy", "Concurrent RPC limit")):
+        return "RESOURCE_EXHAUSTED(busy)"  # the gate's budget, or --max-calls
+    if name == "UNAVAILABLE" and "RST_STREAM" in details:
+        return "UNAVAILABLE(refused stream)"  # past the 32 streams a connection may have open
     if name == "RESOURCE_EXHAUSTED" and "metadata size" in details:
         return "RESOURCE_EXHAUSTED(metadata)"
     if name == "INTERNAL" and details in ("Invalid metadata", "Illegal header value", "Illegal header key"):

@@ -12,7 +12,8 @@ INPUTS = 10_000
 BATCH = 1_000
 SERVER_SIDE = {"OK", "UNAUTHENTICATED", "INVALID_ARGUMENT", "NOT_FOUND", "FAILED_PRECONDITION", "UNIMPLEMENTED",
                "DEADLINE_EXCEEDED", "DEADLINE_EXCEEDED(server)", "RESOURCE_EXHAUSTED(busy)",
-               "RESOURCE_EXHAUSTED(metadata)", "CANCELLED", "client refused metadata"}
+               "RESOURCE_EXHAUSTED(metadata)", "CANCELLED", "client refused metadata",
+               "UNAVAILABLE(refused stream)"}
 
 
 @pytest.mark.timeout(240)
