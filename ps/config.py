@@ -28,8 +28,8 @@ class ServerConfig:
     max_message_bytes: int = 16 * 1024 * 1024
     """Largest gRPC message either way (the largest built-in network, Atari with an LSTM, is ~5 MB)."""
     max_inflight_bytes: int = 0
-    """Bytes of requests the server receives at once; past it a call waits briefly, then gets RESOURCE_EXHAUSTED (workers back off and retry). 0 = 64 requests of the largest size (2 x --max-message-bytes)."""
-    max_calls: int = 128
+    """Bytes of requests the server receives at once; past it a call waits briefly, then gets RESOURCE_EXHAUSTED (workers back off and retry). 0 = 128 requests of the largest size (2 x --max-message-bytes)."""
+    max_calls: int = 256
     """Calls the server holds at once, waiting ones included (the rest get RESOURCE_EXHAUSTED and workers retry); it bounds the replies a client can leave unread, at most 32 per connection."""
     request_timeout_seconds: float = 30.0
     """A call whose request has not fully arrived this long after it began is refused (DEADLINE_EXCEEDED), and its share of --max-inflight-bytes freed."""

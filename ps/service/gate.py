@@ -17,7 +17,8 @@ import contextlib
 import grpc
 
 WAIT_SECONDS = 2.0   # how long a call may queue for a slot before it is told to retry
-DEFAULT_SLOTS = 64   # --max-inflight-bytes 0: room for this many calls of the largest size
+DEFAULT_SLOTS = 128  # --max-inflight-bytes 0: room for this many calls of the largest size (64 stalled
+                     # calls that hold a slot each until --request-timeout-seconds still leave half)
 
 
 class Refused(Exception):

@@ -59,7 +59,7 @@ class Stalled:
 
 
 @pytest.mark.timeout(240)
-def test_sixty_four_stalled_calls_leave_the_workers_their_push_rate(tmp_path):
+def test_sixty_four_stalled_calls_with_the_token_leave_the_workers_their_push_rate(tmp_path):
     (tmp_path / "token").write_text(TOKEN)
     server = start_server(tmp_path / "run", "--local-workers", "2", "--target-return", "none",
                           "--total-steps", "100000000", "--token-file", str(tmp_path / "token"))
@@ -69,10 +69,12 @@ def test_sixty_four_stalled_calls_leave_the_workers_their_push_rate(tmp_path):
         before = _rate(server.address)
         assert before > 0
         quarter = STALLED // 4
+        # 64 with the token (each holds a gate slot until --request-timeout-seconds), 32 without
         stalled = [Stalled(server.address, quarter, "/grpc.health.v1.Health/Check", token=False),
                    Stalled(server.address, quarter, "/a3c.ps.v1.ParameterServer/Push", token=False),
-                   Stalled(server.address, quarter, "/a3c.ps.v1.ParameterServer/Push", token=True),
-                   Stalled(server.address, quarter, "/a3c.ps.v1.ParameterServer/Status", token=True)]
+                   Stalled(server.address, 2 * quarter, "/a3c.ps.v1.ParameterServer/Push", token=True),
+                   Stalled(server.address, quarter, "/a3c.ps.v1.ParameterServer/Status", token=True),
+                   Stalled(server.address, quarter, "/a3c.ps.v1.ParameterServer/Register", token=True)]
         time.sleep(1.0)
         during = _rate(server.address)
         with grpc.insecure_channel(server.address) as channel:
