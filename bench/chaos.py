@@ -219,20 +219,22 @@ def _strict_json(text: str) -> tuple[dict, bool]:
 
 
 class Stalled:
-    """`count` calls spread over Push, Register, Status and the health check, each sending its
-    metadata and never its request (as tests/integration/test_stalled_clients.py)."""
+    """`count` calls spread over `methods`, each sending its metadata (with `token`, if given) and
+    never its request; also tests/integration/test_stalled_clients.py's."""
 
     METHODS = ("/a3c.ps.v1.ParameterServer/Push", "/a3c.ps.v1.ParameterServer/Register",
                "/a3c.ps.v1.ParameterServer/Status", "/grpc.health.v1.Health/Check")
 
-    def __init__(self, address: str, count: int) -> None:
+    def __init__(self, address: str, count: int, methods: tuple[str, ...] = METHODS, token: str = "",
+                 timeout: float = 300) -> None:
         import grpc
         self.release = threading.Event()
         self.channels, self.calls = [], []
+        metadata = (("authorization", f"Bearer {token}"),) if token else ()
         for i in range(count):
             channel = grpc.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1)])
-            call = channel.stream_unary(self.METHODS[i % len(self.METHODS)])
-            self.calls.append(call.future(self._never(), timeout=300))
+            call = channel.stream_unary(methods[i % len(methods)])
+            self.calls.append(call.future(self._never(), timeout=timeout, metadata=metadata))
             self.channels.append(channel)
 
     def _never(self):

@@ -4,7 +4,6 @@
 Needs root (mount); skipped with the reason otherwise."""
 import contextlib
 import csv
-import errno
 import json
 import os
 import re
@@ -17,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from ps.records import checkpoint
+from bench.chaos import fill, unmount
 from tests.conftest import kill, start_server, start_worker, status_of, wait_for_status
 
 RUN = ("--env", "CartPole-v1", "--algo", "a3c", "--seed", "1", "--target-return", "none", "--envs", "4")
@@ -33,33 +33,7 @@ def tmpfs(tmp_path):
     try:
         yield mnt
     finally:
-        for _ in range(20):
-            if subprocess.run(["umount", str(mnt)], capture_output=True).returncode == 0:
-                break
-            time.sleep(0.5)  # a process still closing its files
-        else:
-            subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
-
-
-def fill(disk: Path) -> Path:
-    """Fill the file system to its last byte; returns the filler (delete it to make room)."""
-    filler = disk / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o644)
-    chunk = b"\0" * (64 * 1024)
-    try:
-        while True:
-            try:
-                if os.write(fd, chunk) == 0:
-                    break
-            except OSError as err:
-                if err.errno != errno.ENOSPC:
-                    raise
-                if len(chunk) == 1:
-                    break
-                chunk = chunk[: len(chunk) // 2]
-    finally:
-        os.close(fd)
-    return filler
+        unmount(mnt)
 
 
 def _wait_for(stub, predicate, what: str, seconds: float = 40.0) -> dict:

@@ -1,16 +1,22 @@
 """Stalled and slow clients cannot starve the workers: calls that never finish their request hold no
 server thread, the health check still answers, and a call without the token is refused from its
 metadata before its body is read. Real ps-serve, real workers, real gRPC clients over loopback."""
-import threading
 import time
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from bench.chaos import Stalled
 from tests.conftest import kill, start_server
 
+
+def stall(address: str, count: int, method: str, token: str = "") -> Stalled:
+    return Stalled(address, count, (method,), token, timeout=120)
+
 STALLED = 64
+HEALTH, PUSH = "/grpc.health.v1.Health/Check", "/a3c.ps.v1.ParameterServer/Push"
+STATUS, REGISTER = "/a3c.ps.v1.ParameterServer/Status", "/a3c.ps.v1.ParameterServer/Register"
 WINDOW_SECONDS = 6.0
 TOKEN = "tok-stall-4d1c9e"
 
@@ -32,32 +38,6 @@ def _rate(address: str) -> float:
     return (_updates(address) - start) / (time.monotonic() - t0)
 
 
-class Stalled:
-    """`count` calls that open, send their metadata, and never finish their request."""
-
-    def __init__(self, address: str, count: int, method: str, token: bool) -> None:
-        self.release = threading.Event()
-        self.channels, self.calls = [], []
-        metadata = (("authorization", f"Bearer {TOKEN}"),) if token else ()
-        for i in range(count):
-            channel = grpc.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1)])
-            call = channel.stream_unary(method)
-            self.calls.append(call.future(self._never(), timeout=120, metadata=metadata))
-            self.channels.append(channel)
-
-    def _never(self):
-        self.release.wait()
-        return
-        yield  # a generator that yields nothing until released
-
-    def close(self) -> None:
-        self.release.set()
-        for call in self.calls:
-            call.cancel()
-        for channel in self.channels:
-            channel.close()
-
-
 @pytest.mark.timeout(240)
 def test_sixty_four_stalled_calls_with_the_token_leave_the_workers_their_push_rate(tmp_path):
     (tmp_path / "token").write_text(TOKEN)
@@ -70,11 +50,9 @@ def test_sixty_four_stalled_calls_with_the_token_leave_the_workers_their_push_ra
         assert before > 0
         quarter = STALLED // 4
         # 64 with the token (each holds a gate slot until --request-timeout-seconds), 32 without
-        stalled = [Stalled(server.address, quarter, "/grpc.health.v1.Health/Check", token=False),
-                   Stalled(server.address, quarter, "/a3c.ps.v1.ParameterServer/Push", token=False),
-                   Stalled(server.address, 2 * quarter, "/a3c.ps.v1.ParameterServer/Push", token=True),
-                   Stalled(server.address, quarter, "/a3c.ps.v1.ParameterServer/Status", token=True),
-                   Stalled(server.address, quarter, "/a3c.ps.v1.ParameterServer/Register", token=True)]
+        stalled = [stall(server.address, quarter, HEALTH), stall(server.address, quarter, PUSH),
+                   stall(server.address, 2 * quarter, PUSH, TOKEN), stall(server.address, quarter, STATUS, TOKEN),
+                   stall(server.address, quarter, REGISTER, TOKEN)]
         time.sleep(1.0)
         during = _rate(server.address)
         with grpc.insecure_channel(server.address) as channel:
