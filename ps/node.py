@@ -22,7 +22,7 @@ from ps.records.rundir import RunDirBusy, RunDirLock, remove_stale_temps
 from ps.api.spec import RunSpec
 from ps.config import ServerConfig
 from ps.core.parameter_server import ParameterServer
-from ps.api.malloc_tuning import keep_freed_buffers
+from ps.api.malloc_tuning import keep_freed_buffers, release_free_memory
 from ps.service.metrics import serve_metrics
 from ps.service.progress import ProgressReporter, summary_lines
 from ps.service.rates import RateWindow
@@ -33,6 +33,7 @@ from ps.service.tensorboard import TensorBoardWriter
 
 log = logging.getLogger("ps")
 WATCH_SECONDS = 0.25
+TRIM_SECONDS = 5.0  # how often freed memory goes back to the kernel (ps/api/malloc_tuning.py)
 STATUS_LINGER_SECONDS = 1.0  # a finished run stays visible this long to ps-status --watch before the server goes
 # Set by the Kubernetes manifests (deploy/k8s/base/server.yaml): ps-serve runs under a supervisor that
 # restarts it (a Job with restartPolicy OnFailure) and a signal interrupts the run, never ends it.
@@ -163,8 +164,12 @@ def _run(spec: RunSpec, config: ServerConfig, local_workers: int, lock: RunDirLo
     progress.start()
     exit_code = 0
     try:
+        trimmed_at = time.monotonic()
         while not core.stopped.wait(WATCH_SECONDS) and not interrupted:
             core.expire_workers()
+            if time.monotonic() - trimmed_at >= TRIM_SECONDS:  # memory back after a burst
+                release_free_memory()
+                trimmed_at = time.monotonic()
             if children and all(c.poll() is not None for c in children):
                 codes = [c.returncode for c in children]
                 core.request_stop(f"all local workers exited (codes {codes})")

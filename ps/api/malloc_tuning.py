@@ -34,3 +34,15 @@ def keep_freed_buffers() -> bool:
     # than each of gRPC's threads keeping its own untrimmed heap (measured: +140 MiB over 32 pushes of 4 MiB).
     ok = mallopt(M_ARENA_MAX, ARENAS) == 1 and ok
     return mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES) == 1 and ok
+
+
+def release_free_memory() -> bool:
+    """Hand the heap's free memory back to the kernel (glibc's malloc_trim); True if some was.
+
+    The thresholds above keep freed buffers for the next push; after a burst (a flood of refused
+    requests, a checkpoint of many workers' statistics) that can be hundreds of MB. The server calls
+    this every few seconds: the next push re-faults one buffer's pages, ~1 ms."""
+    try:
+        return bool(ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0))
+    except (OSError, AttributeError):
+        return False
