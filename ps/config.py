@@ -24,7 +24,7 @@ class ServerConfig:
     run_dir: str = "runs/default"
     """Where pushes.csv, summary.json and the final parameters go."""
     max_workers: int = 0
-    """gRPC server threads; 0 picks them: 4, or 64 with --sync (each worker waiting in a round holds one). Pushes are applied one at a time whatever this is."""
+    """Threads running the handlers with --sync, where each worker waiting in a round holds one; 0 picks 64. Without --sync the handlers run on the server's event loop."""
     max_message_bytes: int = 16 * 1024 * 1024
     """Largest gRPC message either way (the largest built-in network, Atari with an LSTM, is ~5 MB)."""
     max_inflight_bytes: int = 0

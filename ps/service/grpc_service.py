@@ -22,7 +22,6 @@ from ps.api.framing import WireError, split_tensor
 from ps.api.source import Push
 from ps.api.v1 import parameter_server_pb2 as pb
 from ps.api.v1 import parameter_server_pb2_grpc as pb_grpc
-from ps.api.spec import RunSpec
 from ps.config import ServerConfig
 from ps.core.parameter_server import ParameterServer
 from ps.service.auth import TokenInterceptor, server_credentials
@@ -34,7 +33,7 @@ from ps.core.validate import TRANSPORT_SLACK, check_layout, check_message_size, 
 
 log = logging.getLogger("ps.server")
 SERVICE_NAME = "a3c.ps.v1.ParameterServer"
-ASYNC_THREADS, SYNC_THREADS = 4, 64
+SYNC_THREADS = 64
 MAX_METADATA_BYTES = 16 * 1024
 STREAMS_PER_CONNECTION = 32  # a worker has one call at a time; more wait in the client's HTTP/2 queue
 
@@ -185,12 +184,10 @@ def _parsed(servicer: ParameterServerServicer, method, message_type):
     return call
 
 
-def server_threads(cfg: ServerConfig, spec: RunSpec) -> int:
-    """--max-workers, or when 0: 64 in sync mode, where every worker waiting in a round holds a
-    thread; else 4. An async push never waits on another worker, its apply is serialized and the
-    rest of its handling is GIL-bound, so more threads only add contention (bench.server, Atari size,
-    8 pushers: ~590 pushes/s with 4 threads against ~560 with 64)."""
-    return cfg.max_workers or (SYNC_THREADS if spec.sync else ASYNC_THREADS)
+def server_threads(cfg: ServerConfig) -> int:
+    """Threads running the handlers with --sync, where every worker waiting in a round holds one:
+    --max-workers, or 64. Without --sync the handlers run on the event loop and need none."""
+    return cfg.max_workers or SYNC_THREADS
 
 
 class ServingServer:
@@ -250,7 +247,7 @@ async def _start(core: ParameterServer):
                ("grpc.http2.min_ping_interval_without_data_ms", 10_000), ("grpc.http2.max_ping_strikes", 2)]
     token = load_token(cfg.token_file)
     interceptors = [TokenInterceptor(token, core.count_rejection)] if token else []
-    pool = (futures.ThreadPoolExecutor(max_workers=server_threads(cfg, core.spec), thread_name_prefix="ps-handler")
+    pool = (futures.ThreadPoolExecutor(max_workers=server_threads(cfg), thread_name_prefix="ps-handler")
             if core.spec.sync else None)
     server = grpc.aio.server(interceptors=interceptors, options=options, maximum_concurrent_rpcs=cfg.max_calls)
     gate = RequestGate(TRANSPORT_SLACK * cfg.max_message_bytes, cfg.max_inflight_bytes, cfg.request_timeout_seconds)
