@@ -1,8 +1,8 @@
 """The worker's view of the parameter server over gRPC: ps.api.source's ParameterSource protocol
 (register, pull, push, leave), speaking its records and hiding the wire messages.
 
-The only worker module that imports grpc or the protobuf messages. Transient failures (UNAVAILABLE, DEADLINE_EXCEEDED) are
-retried with exponential backoff until `connect_timeout` seconds have passed without an answer;
+The only worker module that imports grpc or the protobuf messages. Transient failures (UNAVAILABLE, DEADLINE_EXCEEDED,
+and CANCELLED, which is what a call in flight gets when the server shuts down) are retried with exponential backoff until `connect_timeout` seconds have passed without an answer;
 then ServerUnavailable names the address. Refusals (bad input, unknown worker) raise ServerRefused.
 """
 from __future__ import annotations
@@ -25,7 +25,8 @@ from ps.api.spec import RunSpec
 
 log = logging.getLogger("worker.client")
 SERVICE = pb.DESCRIPTOR.services_by_name["ParameterServer"].full_name
-TRANSIENT = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+# The worker never cancels its own calls, so CANCELLED means the server ended the call while stopping.
+TRANSIENT = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED)
 # RESOURCE_EXHAUSTED with these: the server holds all the requests (or calls) it will at once; retry
 BUSY = ("server busy", "Concurrent RPC limit")
 

@@ -56,7 +56,7 @@ def test_restartable_server_interrupted_by_sigterm_keeps_its_workers_for_the_nex
         assert server.wait(timeout=30) == 128 + signal.SIGTERM  # interrupted, not over: OnFailure restarts it
         out = server.proc.stdout.read()
         assert "restartable: workers keep going" in server.summary()["stop_reason"], out[-2000:]
-        assert worker.poll() is None, "the worker was told to stop"
+        assert worker.poll() is None, f"the worker stopped: {worker.stdout.read()[-2000:]}"
 
         again = start_server(run_dir, *args, "--port", str(server.port), env=env)
         stub = stub_for(again.address)
