@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import grpc
 
-from ps.api.convert import flat_tensor, layout_to_proto
+from ps.api.convert import flat_tensor, layout_to_proto, moments_to_proto
 from ps.api.framing import WireError, join_tensor, split_tensor
 from ps.api.v1 import parameter_server_pb2 as pb
 from ps.api.v1 import parameter_server_pb2_grpc as pb_grpc
@@ -117,7 +117,7 @@ class PSClient:
         request = pb.PushRequest(worker_id=push.worker_id, base_version=push.base_version, env_steps=push.env_steps,
                                  episode_returns=push.episode_returns, episode_lengths=push.episode_lengths,
                                  stats=push.stats, target_version=push.target_version,
-                                 incarnation=self.incarnation)
+                                 incarnation=self.incarnation, moments=moments_to_proto(push.moments))
         raw = self._call(self._push, join_tensor(request, "gradients", push.gradient, push.dtype), retry=False)
         try:
             reply, _, params = split_tensor(raw, pb.PushReply, "params")

@@ -29,6 +29,7 @@ def evaluate(policy: SavedPolicy, episodes: int, deterministic: bool = False, se
 
     from .agents import make_agent
     from .envs import EnvBatch
+    from .normalize import normalized
     torch.set_num_threads(1)
     spec = policy.spec
     try:
@@ -42,6 +43,7 @@ def evaluate(policy: SavedPolicy, episodes: int, deterministic: bool = False, se
             raise ConfigError(f"{policy.source}: its layout {policy.layout.hash} is not the network this worker "
                               f"builds for {spec.env_id} ({agent.flat.layout.hash}): saved by another version?")
         agent.flat.load(policy.theta.tobytes())
+        envs = normalized(envs, spec, agent.flat, learn=False)  # with the saved statistics
         returns: list[float] = []
         lengths: list[int] = []
         start = time.monotonic()

@@ -19,6 +19,7 @@ from .agents import Agent, make_agent
 from .client import ServerUnavailable, UnknownWorker
 from .delay import InjectedDelay
 from .envs import EnvBatch
+from .normalize import normalized
 from .wire import wire_gradients
 
 log = logging.getLogger("worker")
@@ -52,6 +53,7 @@ class ActorLearner:
         self.wire_dtype = spec.wire_dtype
         envs = EnvBatch(spec.env_id, spec.envs_per_worker, reg.seed)
         agent = make_agent(spec, envs, reg.seed)
+        envs = normalized(envs, spec, agent.flat)
         log.info("worker %d: %s %s, %d envs x t_max %d, seed %d, %d parameters",
                  self.worker_id, spec.env_id, spec.algo, len(envs), spec.t_max, reg.seed, agent.flat.layout.size)
         try:
@@ -102,7 +104,7 @@ class ActorLearner:
         gradients = wire_gradients(agent.flat.grads.numpy(), self.wire_dtype)
         push = Push(self.worker_id, self.version, memoryview(gradients).cast("B"), env_steps, self.wire_dtype,
                     episode_returns=tuple(returns), episode_lengths=tuple(lengths), stats=stats,
-                    target_version=agent.target_version)
+                    target_version=agent.target_version, moments=envs.take_moments())
         if self.delay is not None:
             self.delay.sleep()
         try:

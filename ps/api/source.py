@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
 from ps.api.layout import Layout
+from ps.api.moments import Moments
 from ps.api.spec import RunSpec
 
 
@@ -44,6 +45,7 @@ class Push:
     episode_lengths: tuple[int, ...] = ()
     stats: dict[str, float] = field(default_factory=dict)
     target_version: int = 0           # the theta- version the worker holds (value-based methods)
+    moments: tuple[Moments, ...] = () # what the worker saw since its last push, for the layout's buffers
 
 
 class PushOutcome(NamedTuple):

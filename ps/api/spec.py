@@ -106,6 +106,16 @@ class RunSpec:
     wire_dtype: str = "float32"
     """Dtype of pushed gradients on the wire: float32, or float16 (half the bytes; the server applies them in float32)."""
 
+    # --- normalisation shared by all workers (issue 18; ps/api/moments.py, worker/normalize.py) ---
+    normalize_obs: bool = False
+    """Feed the network (obs - mean) / sqrt(var + 1e-8), clipped to +-clip_obs, with the running moments of all workers' observations, kept on the server."""
+    normalize_reward: bool = False
+    """Train on rewards divided by the running std of the discounted return (all workers'), clipped to +-clip_reward; episode returns are reported unscaled."""
+    clip_obs: float = 10.0
+    """Bound of the normalised observations (VecNormalize's)."""
+    clip_reward: float = 10.0
+    """Bound of the scaled rewards (VecNormalize's)."""
+
     def __post_init__(self) -> None:
         if self.wire_dtype not in ("float32", "float16"):
             raise ConfigError(f"--wire-dtype must be float32 or float16, got {self.wire_dtype!r}")
@@ -139,6 +149,7 @@ class RunSpec:
             raise ConfigError(f"unknown --gaussian-std {self.gaussian_std!r}: choose one of {', '.join(GAUSSIAN_STD)}")
         if self.max_grad_norm < 0 or self.entropy_beta < 0 or self.value_coef < 0:
             raise ConfigError("--max-grad-norm, --entropy-beta and --value-coef must be >= 0")
+        _positive(self, "clip_obs", "clip_reward")
 
     @property
     def steps_per_push(self) -> int:

@@ -22,6 +22,7 @@ from ps.config import ServerConfig
 from ps.core import optim
 from ps.core.episodes import EpisodeWindow
 from ps.core.errors import RequestError, expired_worker, invalid, precondition, unknown_worker
+from ps.core.moments import Buffers
 from ps.core.observers import Observer
 from ps.core.staleness import StalenessStats, decide, staleness
 from ps.core.sync import SyncRounds
@@ -49,6 +50,7 @@ class ParameterServer:
         self.layout: Layout | None = None
         self.theta: np.ndarray | None = None      # the one flat float32 parameter buffer
         self.optimizer = None                       # made when the layout is adopted (ps.optim)
+        self.buffers: Buffers | None = None         # the layout's buffers (running moments): never optimized
         self.target: TargetNetwork | None = None   # theta- of the value-based methods (ps/target.py)
         self.version = 0
         self.global_step = 0
@@ -109,6 +111,7 @@ class ParameterServer:
             check_counts(push.env_steps, push.episode_returns, push.episode_lengths, self._max_env_steps,
                          self._env_steps_why)
             d, norm = decode_gradient(push.gradient, push.dtype, push.shape, self.layout.size)
+            self.buffers.check(push.moments, push.env_steps)
         except Exception as err:
             self._count_locked(getattr(err, "reason", "invalid"))
             raise
@@ -145,6 +148,8 @@ class ParameterServer:
             fused = out is not None and self.target is None and applied and self.sync is None
             if applied and self.sync is None:
                 apply_seconds = self._step(push.worker_id, d, norm, lr, out if fused else None)
+            # Applied or not, the observations were seen: every push's moments count.
+            self.buffers.merge(self.theta, push.moments, out if fused else None)
             if applied and self.target is not None:
                 self.target.maybe_copy(self.theta, self.global_step)
             target = (self.target.reply_for(push.worker_id, push.target_version) if self.target is not None
@@ -174,7 +179,9 @@ class ParameterServer:
         apply_start = time.perf_counter()
         # d is the read-only wire buffer: the clip rides along as a scale instead of a scaled copy.
         scale = optim.clip_scale(self.spec.max_grad_norm, norm)
+        held = self.buffers.hold(self.theta)
         self.optimizer.apply(self.theta, d, lr, worker_id, scale, out)
+        self.buffers.restore(self.theta, held, out)
         self.version += 1
         return time.perf_counter() - apply_start
 
@@ -182,7 +189,9 @@ class ParameterServer:
         """--sync: one update from a round's summed gradient (one optimizer state); (version at apply, lr)."""
         lr = optim.linear_lr(self.spec.lr, self.global_step, self.spec.total_steps)
         optim.clip_by_global_norm(d, self.spec.max_grad_norm, float(np.linalg.norm(d)))
+        held = self.buffers.hold(self.theta)
         self.optimizer.apply(self.theta, d, lr, 0)
+        self.buffers.restore(self.theta, held)
         self.version += 1
         return self.version - 1, lr
 
@@ -299,7 +308,7 @@ class ParameterServer:
         """May run concurrently. Restore a state_dict() (at start, before serving): T, version, lr schedule and statistics continue."""
         arrays, meta = state["arrays"], state["meta"]
         with self._lock:
-            layout = Layout.from_pairs((e["name"], e["shape"]) for e in meta["layout"])
+            layout = Layout.from_dict(meta["layout"])
             self._adopt(layout, arrays["theta"].astype("<f4").tobytes())
             self.optimizer.load_state({k[4:]: v for k, v in arrays.items() if k.startswith("opt.")})
             # per-worker state of the last life's workers: they register again under new ids
@@ -370,6 +379,7 @@ class ParameterServer:
             raise invalid("non_finite", "initial parameters contain NaN or Inf")
         self.layout, self.theta = layout, theta
         self.optimizer = optim.make_optimizer(self.spec, theta.size)
+        self.buffers = Buffers(layout)
         if self.spec.algo in VALUE_BASED:
             self.target = TargetNetwork(theta, self.spec.target_update_steps, self.global_step)
         if self.spec.sync:

@@ -17,7 +17,7 @@ import grpc
 from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from ps.api.convert import flat_tensor, layout_from_proto
+from ps.api.convert import flat_tensor, layout_from_proto, moments_from_proto
 from ps.api.framing import WireError, split_tensor
 from ps.api.source import Push
 from ps.api.v1 import parameter_server_pb2 as pb
@@ -142,7 +142,7 @@ class ParameterServerServicer(pb_grpc.ParameterServerServicer):
         self._refuse_if(check_stats, request.stats)
         push = Push(request.worker_id, request.base_version, data, request.env_steps, gradient.dtype or "float32",
                     tuple(gradient.shape), tuple(request.episode_returns), tuple(request.episode_lengths),
-                    dict(request.stats), request.target_version)
+                    dict(request.stats), request.target_version, moments_from_proto(request.moments))
         reply = PushReplyBuffer(self.core.params_nbytes())
         return reply.finish(self.core.push(push, out=reply.params))
 

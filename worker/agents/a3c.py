@@ -15,6 +15,7 @@ from ..algorithms.returns import gae_advantages, n_step_returns
 from ..algorithms.sampling import most_likely, sample_categorical, sample_gaussian
 from ..networks import FlatParams, build_policy_value_net
 from ..networks.recurrent import reset_state, row, stack_rows
+from ..normalize import normalization_buffers
 
 
 class A3CAgent:
@@ -27,7 +28,7 @@ class A3CAgent:
         self.rng = np.random.default_rng(seed)
         torch.manual_seed(seed)
         self.model = build_policy_value_net(spec, envs.observation_space, envs.action_space)
-        self.flat = FlatParams(self.model)
+        self.flat = FlatParams(self.model, normalization_buffers(spec, envs.observation_space))
         self.continuous = isinstance(envs.action_space, spaces.Box)
         T, K = spec.t_max, len(envs)
         obs_shape = envs.observation_space.shape
