@@ -25,14 +25,14 @@ def buffers(run_dir) -> tuple[dict, int]:
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("norm") / "run"
-    server = start_server(run_dir, *RUN, "--total-steps", "6000")
+    server = start_server(run_dir, *RUN, "--total-steps", "4000")
     assert server.wait(timeout=120) == 0, server.proc.stdout.read()[-3000:]
     return run_dir
 
 
 def test_the_checkpoint_holds_the_moments_of_every_observation_and_return_seen(run_dir):
     found, steps = buffers(run_dir)
-    assert steps >= 6000
+    assert steps >= 4000
     assert found["obs_norm.count"][0] == steps == found["ret_norm.count"][0]  # one per env step, all workers
     var = found["obs_norm.var"]
     assert np.all(var > 1e-4) and not np.allclose(var, 1.0)    # learned from the data, not the initial 1
@@ -61,10 +61,10 @@ def test_ps_eval_and_the_python_policy_apply_the_saved_statistics(run_dir):
 
 def test_a_resumed_run_keeps_its_statistics(run_dir):
     before, steps_before = buffers(run_dir)
-    server = start_server(run_dir, *RUN, "--total-steps", "9000")
+    server = start_server(run_dir, *RUN, "--total-steps", "6000")
     out = server.proc.communicate(timeout=120)[0]
     assert server.proc.returncode == 0 and "resuming from" in out, out[-3000:]
     after, steps_after = buffers(run_dir)
-    assert steps_after >= 9000 and after["obs_norm.count"][0] == steps_after
-    assert after["ret_norm.count"][0] == steps_after
-    np.testing.assert_allclose(after["obs_norm.var"], before["obs_norm.var"], rtol=0.5)  # continued, not reset
+    assert steps_before < 6000 <= steps_after
+    # Counted from the first run's statistics on: a reset would count only the steps since the resume.
+    assert after["obs_norm.count"][0] == steps_after == after["ret_norm.count"][0]
