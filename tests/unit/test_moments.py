@@ -8,7 +8,8 @@ from ps.api.convert import layout_from_proto, layout_to_proto, moments_from_prot
 from ps.api.layout import Layout
 from ps.api.moments import OBS_NORM, RET_NORM, Moments, batch_moments, buffer_entries, empty, merge
 from ps.api.source import Push
-from ps.api.spec import OPTIMIZERS, RunSpec
+from ps.api.envs import check_env
+from ps.api.spec import OPTIMIZERS, ConfigError, RunSpec
 from ps.config import ServerConfig
 from ps.core.errors import RequestError
 from ps.core.parameter_server import ParameterServer
@@ -85,10 +86,10 @@ def push(core, moments, env_steps=20, gradient=None, out=None):
     return core.push(Push(1, core.version, g.tobytes(), env_steps, moments=tuple(moments)), out=out)
 
 
-@pytest.mark.parametrize("optimizer", OPTIMIZERS)
-@pytest.mark.parametrize("fused", [False, True])
-def test_the_server_merges_pushed_moments_and_never_optimizes_the_buffers(tmp_path, optimizer, fused):
-    core = make_core(tmp_path, optimizer=optimizer)
+@pytest.mark.parametrize("optimizer, fused, sync", [(o, f, False) for o in OPTIMIZERS for f in (False, True)] +
+                         [("shared-rmsprop", False, True)])
+def test_the_server_merges_pushed_moments_and_never_optimizes_the_buffers(tmp_path, optimizer, fused, sync):
+    core = make_core(tmp_path, optimizer=optimizer, sync=sync)
     rng = np.random.default_rng(0)
     seen_obs, seen_ret = [], []
     for _ in range(4):
@@ -165,6 +166,11 @@ def test_moments_for_a_layout_without_buffers_are_refused(tmp_path):
     with pytest.raises(RequestError, match="has none"):
         core.push(Push(1, 0, np.zeros(4, np.float32).tobytes(), 10, moments=(bad(),)))
     core.close()
+
+
+def test_images_are_not_normalised():
+    with pytest.raises(ConfigError, match="vector observations"):
+        check_env(RunSpec(env_id="MinAtar/Breakout-v1", normalize_obs=True))
 
 
 def test_the_worker_normalises_with_the_buffers_it_holds_and_reports_what_it_saw():
