@@ -53,8 +53,8 @@ class Buffers:
                                              f"(it has {sorted(self.groups) or 'none'}), or come twice")
             seen.add(m.name)
             if not (math.isfinite(m.count) and 0 <= m.count <= env_steps and m.count == int(m.count)):
-                raise invalid("bad_moments", f"moments {m.name!r}: count {m.count} is not a whole number in 0..{env_steps} "
-                                             f"(the push's env steps)")
+                raise invalid("bad_moments", f"moments {m.name!r}: count {m.count} is not a whole number in "
+                                             f"0..{env_steps} (the push's env steps)")
             if len(m.mean) != group.size or len(m.m2) != group.size:
                 raise invalid("bad_moments", f"moments {m.name!r}: {len(m.mean)} means and {len(m.m2)} M2s, "
                                              f"the layout's buffer has {group.size}")

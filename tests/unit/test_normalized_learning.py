@@ -4,7 +4,8 @@ Observation normalisation where it matters: MountainCar-v0, whose raw velocity (
 next to its position, is left at -200 (the flag never reached) by A3C's defaults without it in 1M steps
 (issue 18's measurement), and reached with it.
 
-One worker: seeded and deterministic, so the step count is measured (seed 2: mean100 -150 after 93,184 steps), with a margin."""
+One worker: seeded and deterministic, so the step count is measured (seed 2: mean100 -150 after
+93,184 steps), with a margin."""
 import torch
 
 from ps.api.spec import RunSpec
