@@ -48,6 +48,9 @@ def summary_lines(summary: dict) -> list[str]:
         lines.append(f"  target network: version {t['version']} ({t['copies']:,} copies, every "
                      f"{t['update_steps']:,} steps), age {t['age_steps']:,} steps, sent {t['sends_total']:,} times")
     for w in summary["workers"]:
+        if w.get("role") == "evaluator":
+            lines.append(f"  evaluator {w['id']} on {w['host']}")
+            continue
         lines.append(f"  worker {w['id']} on {w['host']}: {w['pushes']:,} pushes, {w['env_steps']:,} env steps, "
                      f"mean staleness {w['mean_staleness']}"
                      + (f", epsilon {w['epsilon']:g}" if "epsilon" in w else ""))
