@@ -71,8 +71,11 @@ class Evaluator:
     def _round(self, agent: Agent, envs: EnvBatch, version: int, episodes: int, deterministic: bool) -> None:
         start = self._clock()
         returns, lengths = play_episodes(agent, envs, episodes, deterministic, self._keep_alive)
+        # Not re-sent to a server that forgot this evaluator: a restarted one may hold an older version.
         stop = self._call(lambda: self.source.report_evaluation(self.worker_id, version, tuple(returns),
-                                                                 tuple(lengths)))
+                                                                 tuple(lengths)), resend=False)
+        if stop is None:
+            return
         self.rounds += 1
         log.info("evaluator %d: version %d: mean return %.2f over %d episodes in %.1f s", self.worker_id, version,
                  sum(returns) / len(returns), len(returns), self._clock() - start)
@@ -85,15 +88,17 @@ class Evaluator:
         self._last_call = self._clock()
         return reg
 
-    def _call(self, request):
-        """One request, after registering again if the server no longer knows this evaluator (it
-        restarted, or timed it out)."""
+    def _call(self, request, resend: bool = True):
+        """One request; if the server no longer knows this evaluator (it restarted, or timed it out),
+        register again and re-send it, or with resend=False return None."""
         try:
             result = request()
         except UnknownWorker as err:
             old = self.worker_id
             self._register()
             log.warning("evaluator %d: the server no longer knows it (%s); rejoined as %d", old, err, self.worker_id)
+            if not resend:
+                return None
             result = request()
         self._last_call = self._clock()
         return result
