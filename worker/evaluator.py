@@ -57,8 +57,9 @@ class Evaluator:
                 evaluated = None
                 while True:
                     version = self._load(agent)
-                    if version != evaluated:  # a version already evaluated has nothing new to say
-                        self._round(agent, envs, version, spec.eval_episodes, spec.eval_deterministic)
+                    # a version already evaluated has nothing new to say
+                    if version != evaluated and self._round(agent, envs, version, spec.eval_episodes,
+                                                            spec.eval_deterministic):
                         evaluated = version
                     self._wait(spec.eval_every)
             except RunOver:
@@ -68,19 +69,21 @@ class Evaluator:
         finally:
             envs.close()
 
-    def _round(self, agent: Agent, envs: EnvBatch, version: int, episodes: int, deterministic: bool) -> None:
+    def _round(self, agent: Agent, envs: EnvBatch, version: int, episodes: int, deterministic: bool) -> bool:
+        """Play and report one round; whether the server recorded it."""
         start = self._clock()
         returns, lengths = play_episodes(agent, envs, episodes, deterministic, self._keep_alive)
         # Not re-sent to a server that forgot this evaluator: a restarted one may hold an older version.
         stop = self._call(lambda: self.source.report_evaluation(self.worker_id, version, tuple(returns),
                                                                  tuple(lengths)), resend=False)
         if stop is None:
-            return
+            return False
         self.rounds += 1
         log.info("evaluator %d: version %d: mean return %.2f over %d episodes in %.1f s", self.worker_id, version,
                  sum(returns) / len(returns), len(returns), self._clock() - start)
         if stop:
             raise RunOver
+        return True
 
     def _register(self) -> Registration:
         reg = self.source.register(socket.gethostname(), os.getpid(), evaluator=True)

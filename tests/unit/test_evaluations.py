@@ -4,6 +4,7 @@ across a checkpoint, and that an evaluator never changes the parameters."""
 import threading
 import time
 
+import grpc
 import numpy as np
 import pytest
 import torch
@@ -163,3 +164,39 @@ def test_the_evaluator_plays_reports_and_leaves_on_stop_without_changing_theta(c
         torch.set_num_threads(threads)
     assert not thread.is_alive()
     assert core.status()["evaluators_connected"] == 0   # it heard 'stop' and left
+
+
+def test_a_report_to_a_server_that_forgot_the_evaluator_is_dropped_and_the_round_played_again(core_for):
+    from worker.client import UnknownWorker
+
+    class Forgetful(InProcessSource):
+        forgets = 1
+
+        def report_evaluation(self, *args):
+            if self.forgets:
+                self.forgets -= 1
+                raise UnknownWorker(grpc.StatusCode.NOT_FOUND, "worker 2 is not registered with this server incarnation")
+            return super().report_evaluation(*args)
+
+    core = core_for(eval_every=0.05, eval_episodes=2, target_return=None)
+    envs = EnvBatch("CartPole-v1", 1, 0)
+    agent = make_agent(core.spec, envs, 0)
+    envs.close()
+    learner, _ = core.register("h", 1)
+    core.pull(learner, agent.flat.layout, agent.flat.values_bytes())
+    threads = torch.get_num_threads()
+    evaluator = Evaluator(Forgetful(core))
+    thread = threading.Thread(target=evaluator.run)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while core.evaluations.rounds < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert core.evaluations.rounds == 1 and evaluator.rounds == 1   # the first report was not re-sent
+        assert evaluator.worker_id == 3                                  # it registered again (ids 1, 2, 3)
+        assert core.evaluations.latest.version == 0
+    finally:
+        core.request_stop("test over")
+        thread.join(timeout=15)
+        torch.set_num_threads(threads)
+    assert not thread.is_alive()
