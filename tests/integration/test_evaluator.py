@@ -2,6 +2,7 @@
 evaluation rounds (status, summary.json, TensorBoard) and stops on them; over real gRPC a malformed
 ReportEvaluation is refused in one line, and a good one changes no parameter."""
 import hashlib
+import subprocess
 import json
 import urllib.request
 
@@ -12,7 +13,7 @@ import pytest
 from ps.api.convert import layout_to_proto
 from ps.api.layout import Layout
 from ps.api.v1 import parameter_server_pb2 as pb
-from tests.conftest import kill, start_server, status_of, wait_for_status
+from tests.conftest import cli, kill, start_server, status_of, wait_for_status
 
 RANDOM_CARTPOLE = 22.0
 TARGET = 100.0
@@ -105,5 +106,21 @@ def test_reports_are_checked_in_one_line_and_never_change_the_parameters(tmp_pat
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
             metrics = reply.read().decode()
         assert "a3c_ps_eval_return_mean 20.0" in metrics and "a3c_ps_evaluations_total 1.0" in metrics
+    finally:
+        kill(server.proc)
+
+
+def test_an_evaluator_for_a_run_without_evaluation_is_one_line(tmp_path):
+    server = start_server(tmp_path / "run")
+    try:
+        out = subprocess.run([cli("worker-run"), "--ps", server.address, "--evaluator"], capture_output=True,
+                             text=True, timeout=120)
+        assert out.returncode == 3 and "Traceback" not in out.stderr
+        errors = [line for line in out.stderr.splitlines() if "error" in line]
+        assert len(errors) == 1 and "--eval-every SECONDS" in errors[0], out.stderr
+        out = subprocess.run([cli("worker-run"), "--ps", server.address, "--evaluator", "--processes", "2"],
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 2
+        assert out.stderr.strip() == "worker-run: error: --evaluator runs one evaluator: drop --processes"
     finally:
         kill(server.proc)
