@@ -49,14 +49,14 @@ def test_reports_are_checked_in_one_line_and_never_change_the_parameters(tmp_pat
     server = start_server(tmp_path / "run", "--eval-every", "1", "--metrics-port", "0")
     try:
         stub = stub_for(server.address)
-        learner = stub.Register(pb.RegisterRequest(host="t", pid=1), timeout=10)
+        learner = stub.Register(pb.RegisterRequest(host="t", pid=1), timeout=30)
         inc = learner.incarnation
-        evaluator = stub.Register(pb.RegisterRequest(host="t", pid=2, evaluator=True), timeout=10).worker_id
+        evaluator = stub.Register(pb.RegisterRequest(host="t", pid=2, evaluator=True), timeout=30).worker_id
 
         def pull(wid, initial=b""):
             return stub.Pull(pb.PullRequest(worker_id=wid, layout=layout_to_proto(LAYOUT), incarnation=inc,
                                             initial_params=pb.Tensor(data=initial, shape=[4], dtype="float32")
-                                            if initial else None), timeout=10)
+                                            if initial else None), timeout=30)
 
         with pytest.raises(grpc.RpcError) as err:
             pull(evaluator)
@@ -64,14 +64,14 @@ def test_reports_are_checked_in_one_line_and_never_change_the_parameters(tmp_pat
         pull(learner.worker_id, np.arange(4, dtype=np.float32).tobytes())
         stub.Push(pb.PushRequest(worker_id=learner.worker_id, incarnation=inc, base_version=0, env_steps=1,
                                  gradients=pb.Tensor(data=np.ones(4, np.float32).tobytes(), shape=[4],
-                                                     dtype="float32")), timeout=10)
+                                                     dtype="float32")), timeout=30)
         before = pull(evaluator)
         assert before.version == 1
 
         def report(wid=evaluator, version=1, returns=(10.0,), lengths=(10,), incarnation=inc):
             return stub.ReportEvaluation(pb.ReportEvaluationRequest(
                 worker_id=wid, incarnation=incarnation, version=version, returns=returns, lengths=lengths),
-                timeout=10)
+                timeout=30)
         bad = {
             "NaN return": (lambda: report(returns=(float("nan"),)), grpc.StatusCode.INVALID_ARGUMENT, "NaN"),
             "no episodes": (lambda: report(returns=(), lengths=()), grpc.StatusCode.INVALID_ARGUMENT, "1..10000"),
@@ -85,7 +85,7 @@ def test_reports_are_checked_in_one_line_and_never_change_the_parameters(tmp_pat
             "old incarnation": (lambda: report(incarnation="0ld"), grpc.StatusCode.NOT_FOUND, "incarnation"),
             "a push": (lambda: stub.Push(pb.PushRequest(
                 worker_id=evaluator, incarnation=inc, base_version=1, env_steps=1,
-                gradients=pb.Tensor(data=np.ones(4, np.float32).tobytes(), dtype="float32")), timeout=10),
+                gradients=pb.Tensor(data=np.ones(4, np.float32).tobytes(), dtype="float32")), timeout=30),
                 grpc.StatusCode.FAILED_PRECONDITION, "never pushes"),
         }
         for case, (call, code, words) in bad.items():
@@ -103,7 +103,7 @@ def test_reports_are_checked_in_one_line_and_never_change_the_parameters(tmp_pat
         assert status["evaluators_connected"] == 1 and status["workers_connected"] == 1
         assert status["rejected"]["non_finite"] == 1 and status["rejected"]["bad_evaluation"] == 4
         port = int((server.run_dir / "metrics_port").read_text())
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as reply:
             metrics = reply.read().decode()
         assert "a3c_ps_eval_return_mean 20.0" in metrics and "a3c_ps_evaluations_total 1.0" in metrics
     finally:
