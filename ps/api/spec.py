@@ -17,6 +17,7 @@ VALUE_BASED = ("one-step-q", "one-step-sarsa", "n-step-q")
 NETWORKS = ("auto", "mlp", "atari", "minatar")  # worker/networks builds each
 OPTIMIZERS = ("shared-rmsprop", "rmsprop", "momentum-sgd")  # ps/core/optim.py applies each
 STALENESS_LR = ("none", "inverse")  # ps/core/staleness.py
+GAUSSIAN_STD = ("softplus", "parameter")  # worker/networks/heads.py
 TARGET_ON = ("auto", "train", "eval")  # ps/core/evaluations.py judges the target on evaluation
 MAX_EVAL_EPISODES = 10_000  # an evaluation round's episodes; the server refuses a report with more
 
@@ -93,6 +94,16 @@ class RunSpec:
     epsilon_anneal_steps: int = 20_000
     """Q methods: each worker anneals epsilon from 1 to its drawn final value (0.1, 0.01 or 0.5) over this many of its own env steps."""
 
+    # --- A3C beyond the paper (off by default: the paper's forward view and softplus variance) ---
+    gae_lambda: float = 1.0
+    """A3C: lambda of generalized advantage estimation (Schulman et al. 2016) inside each t_max rollout; 1 = the paper's n-step returns."""
+    normalize_advantage: bool = False
+    """A3C: scale each rollout's advantages to mean 0, std 1 before the policy loss."""
+    gaussian_std: str = "softplus"
+    """A3C, continuous actions: softplus (the paper: a variance output per state) or parameter (a learned log-std per action dimension, state-independent)."""
+    log_std_init: float = 0.0
+    """A3C, --gaussian-std parameter: the log-std the policy starts from."""
+
     # --- speed (issue 8; measured in bench/) ---
     wire_dtype: str = "float32"
     """Dtype of pushed gradients on the wire: float32, or float16 (half the bytes; the server applies them in float32)."""
@@ -134,6 +145,10 @@ class RunSpec:
             raise ConfigError(f"--momentum must be in [0, 1), got {self.momentum}")
         if self.sync_timeout <= 0:
             raise ConfigError(f"--sync-timeout must be > 0, got {self.sync_timeout}")
+        if not 0.0 <= self.gae_lambda <= 1.0:
+            raise ConfigError(f"--gae-lambda must be in [0, 1], got {self.gae_lambda}")
+        if self.gaussian_std not in GAUSSIAN_STD:
+            raise ConfigError(f"unknown --gaussian-std {self.gaussian_std!r}: choose one of {', '.join(GAUSSIAN_STD)}")
         if self.max_grad_norm < 0 or self.entropy_beta < 0 or self.value_coef < 0:
             raise ConfigError("--max-grad-norm, --entropy-beta and --value-coef must be >= 0")
         _check_evaluation(self)

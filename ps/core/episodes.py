@@ -14,9 +14,12 @@ class EpisodeWindow:
         self.episodes = 0
         self.best_mean100: float | None = None
 
-    def add(self, episode_return: float) -> None:
-        self.returns.append(float(episode_return))
-        self.episodes += 1
+    def extend(self, episode_returns) -> None:
+        """One push's finished episodes. best_mean100 is taken after the whole push, as the stop rule
+        is: a best reached between two episodes of one push would be a best the run never stopped on."""
+        for r in episode_returns:
+            self.returns.append(float(r))
+            self.episodes += 1
         if self.full:
             m = self.mean
             if self.best_mean100 is None or m > self.best_mean100:

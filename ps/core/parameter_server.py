@@ -137,8 +137,7 @@ class ParameterServer:
             info.env_steps += push.env_steps
             info.stats = {printable(str(k), 64): float(v) for k, v in list(push.stats.items())[:32]
                           if math.isfinite(v)}
-            for r in push.episode_returns:
-                self.episodes.add(r)
+            self.episodes.extend(push.episode_returns)
             version_at_apply, apply_seconds = self.version, 0.0
             if self.sync is not None:
                 version_at_apply, lr, apply_seconds = self.sync.join(push.worker_id, push.base_version, d)
