@@ -123,8 +123,7 @@ def test_a_round_at_the_target_stops_the_run_and_a_resume_sees_it_finished(core_
     evaluator, _ = core.register("h", 2, evaluator=True)
     core.pull(learner, LAYOUT, np.ones(3, np.float32).tobytes())
     assert core.report_evaluation(evaluator, 0, (50.0, 60.0), (50, 60)) is False
-    for r in [200.0] * 100:  # training episodes above the target do not stop a run judged on evaluation
-        core.episodes.add(r)
+    core.episodes.extend([200.0] * 100)  # training episodes above the target do not stop a run judged on evaluation
     core._check_stop()
     assert not core.stopped.is_set()
     assert core.report_evaluation(evaluator, 0, (100.0, 120.0), (100, 120)) is True
