@@ -18,6 +18,8 @@ NETWORKS = ("auto", "mlp", "atari", "minatar")  # worker/networks builds each
 OPTIMIZERS = ("shared-rmsprop", "rmsprop", "momentum-sgd")  # ps/core/optim.py applies each
 STALENESS_LR = ("none", "inverse")  # ps/core/staleness.py
 GAUSSIAN_STD = ("softplus", "parameter")  # worker/networks/heads.py
+TARGET_ON = ("auto", "train", "eval")  # ps/core/evaluations.py judges the target on evaluation
+MAX_EVAL_EPISODES = 10_000  # an evaluation round's episodes; the server refuses a report with more
 
 
 class ConfigError(Exception):
@@ -115,6 +117,15 @@ class RunSpec:
     """Bound of the normalised observations (VecNormalize's)."""
     clip_reward: float = 10.0
     """Bound of the scaled rewards (VecNormalize's)."""
+    # --- evaluation during training (worker-run --evaluator; worker/evaluator.py, ps/core/evaluations.py) ---
+    eval_every: float = 0.0
+    """Seconds between evaluation rounds of the evaluator (worker-run --evaluator; --local-workers starts one); 0 = no evaluation."""
+    eval_episodes: int = 10
+    """Episodes per evaluation round; their mean is eval_mean."""
+    eval_deterministic: bool = True
+    """Evaluate the policy's most likely action (greedy Q); else its sample (Q: epsilon 0.05)."""
+    target_on: str = "auto"
+    """Judge --target-return on: train (mean100 of the training episodes), eval (an evaluation round's mean) or auto (eval when --eval-every > 0)."""
 
     def __post_init__(self) -> None:
         if self.wire_dtype not in ("float32", "float16"):
@@ -150,6 +161,12 @@ class RunSpec:
         if self.max_grad_norm < 0 or self.entropy_beta < 0 or self.value_coef < 0:
             raise ConfigError("--max-grad-norm, --entropy-beta and --value-coef must be >= 0")
         _positive(self, "clip_obs", "clip_reward")
+        _check_evaluation(self)
+
+    @property
+    def target_on_eval(self) -> bool:
+        """Whether --target-return is judged on evaluation rounds rather than training episodes."""
+        return self.target_on == "eval" or (self.target_on == "auto" and self.eval_every > 0)
 
     @property
     def steps_per_push(self) -> int:
@@ -182,3 +199,14 @@ def _positive(spec: object, *names: str) -> None:
         value = getattr(spec, name)
         if value <= 0:
             raise ConfigError(f"--{name.replace('_', '-')} must be > 0, got {value}")
+
+
+def _check_evaluation(spec: RunSpec) -> None:
+    if not (spec.eval_every >= 0 and spec.eval_every < float("inf")):
+        raise ConfigError(f"--eval-every must be >= 0 seconds (0 = no evaluation), got {spec.eval_every}")
+    if not 1 <= spec.eval_episodes <= MAX_EVAL_EPISODES:
+        raise ConfigError(f"--eval-episodes must be in 1..{MAX_EVAL_EPISODES}, got {spec.eval_episodes}")
+    if spec.target_on not in TARGET_ON:
+        raise ConfigError(f"unknown --target-on {spec.target_on!r}: choose one of {', '.join(TARGET_ON)}")
+    if spec.target_on == "eval" and spec.eval_every == 0:
+        raise ConfigError("--target-on eval needs evaluation rounds: give --eval-every SECONDS too")

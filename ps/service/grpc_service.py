@@ -113,7 +113,7 @@ class ParameterServerServicer(pb_grpc.ParameterServerServicer):
     @_handle_errors
     def Register(self, request, context):
         self._refuse_if(check_register, request.host, request.pid)
-        worker_id, seed = self.core.register(request.host or context.peer(), request.pid)
+        worker_id, seed = self.core.register(request.host or context.peer(), request.pid, request.evaluator)
         return pb.RegisterReply(worker_id=worker_id, seed=seed, run_spec_json=self.core.spec.to_json(),
                                 incarnation=self.core.incarnation)
 
@@ -155,6 +155,13 @@ class ParameterServerServicer(pb_grpc.ParameterServerServicer):
     @_handle_errors
     def Status(self, request, context):
         return pb.StatusReply(status_json=json.dumps(self.core.status()))
+
+    @_handle_errors
+    def ReportEvaluation(self, request, context):
+        self.core.check_incarnation(request.incarnation)
+        stop = self.core.report_evaluation(request.worker_id, request.version, tuple(request.returns),
+                                           tuple(request.lengths))
+        return pb.ReportEvaluationReply(stop=stop)
 
 
 def _method_handlers(servicer: ParameterServerServicer, gate: RequestGate,
