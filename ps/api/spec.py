@@ -12,6 +12,8 @@ from typing import Annotated
 
 from tyro.conf import arg  # names a field's flag where it is not --field-name (ps/options.py)
 
+from ps.api.presets import preset_names
+
 ALGORITHMS = ("a3c", "one-step-q", "one-step-sarsa", "n-step-q")
 VALUE_BASED = ("one-step-q", "one-step-sarsa", "n-step-q")
 NETWORKS = ("auto", "mlp", "atari", "minatar")  # worker/networks builds each
@@ -95,6 +97,10 @@ class RunSpec:
     wire_dtype: str = "float32"
     """Dtype of pushed gradients on the wire: float32, or float16 (half the bytes; the server applies them in float32)."""
 
+    # --- presets per env (ps/api/presets.py) ---
+    preset: str = "auto"
+    """Settings for the flags not given: auto (the env's row in ps/api/presets.py, if it has one), none (the bare family defaults) or an env id whose row to use."""
+
     def __post_init__(self) -> None:
         if self.wire_dtype not in ("float32", "float16"):
             raise ConfigError(f"--wire-dtype must be float32 or float16, got {self.wire_dtype!r}")
@@ -124,6 +130,8 @@ class RunSpec:
             raise ConfigError(f"--sync-timeout must be > 0, got {self.sync_timeout}")
         if self.max_grad_norm < 0 or self.entropy_beta < 0 or self.value_coef < 0:
             raise ConfigError("--max-grad-norm, --entropy-beta and --value-coef must be >= 0")
+        if self.preset not in preset_names():
+            raise ConfigError(f"unknown --preset {self.preset!r}: choose one of {', '.join(preset_names())}")
 
     @property
     def steps_per_push(self) -> int:
