@@ -54,12 +54,12 @@ def test_preset_none_gives_the_bare_family_defaults():
     assert pendulum == RunSpec(**FAMILY_DEFAULTS["continuous"], env_id="Pendulum-v1", preset="none", target_return=None)
     q = spec_from("--env", "Acrobot-v1", "--algo", "n-step-q", "--preset", "none")
     assert q.target_update_steps == RunSpec.target_update_steps and q.total_steps == RunSpec.total_steps
-    assert spec_from("--env", "Acrobot-v1", "--algo", "n-step-q").target_update_steps == 1_000  # its preset
+    assert spec_from("--env", "Acrobot-v1", "--algo", "n-step-q").total_steps == 500_000  # its preset
 
 
 def test_value_based_and_a3c_rows_are_kept_apart():
-    assert spec_from("--env", "Acrobot-v1", "--algo", "one-step-sarsa").epsilon_anneal_steps == 10_000
-    assert spec_from("--env", "Acrobot-v1").epsilon_anneal_steps == RunSpec.epsilon_anneal_steps
+    assert spec_from("--env", "Acrobot-v1", "--algo", "one-step-sarsa").lr == 3e-3  # the classic Q row
+    assert spec_from("--env", "Acrobot-v1").lr == RunSpec.lr
     assert spec_from("--env", "CartPole-v1", "--algo", "n-step-q").total_steps == 200_000
     assert spec_from("--env", "CartPole-v1") == RunSpec()
 
