@@ -41,15 +41,16 @@ def test_the_users_target_wins_over_the_envs():
 
 
 def test_a_preset_fills_only_the_fields_not_given():
-    lander = spec_from("--env", "LunarLander-v3", "--lr", "0.001")
-    assert lander.lr == 0.001 and lander.gamma == 0.995 and lander.envs_per_worker == 8 and lander.t_max == 5
-    assert lander.total_steps == 200_000 and lander.preset == "auto"
-    assert resolve_spec({"env_id": "LunarLander-v3", "lr": 0.001}) == lander
+    car = spec_from("--env", "MountainCar-v0", "--lr", "0.001")
+    assert car.lr == 0.001 and car.envs_per_worker == 16 and car.t_max == 5 and car.max_grad_norm == 40.0
+    assert car.total_steps == 1_000_000 and car.preset == "auto"
+    assert resolve_spec({"env_id": "MountainCar-v0", "lr": 0.001}) == car
+    assert spec_from("--env", "LunarLander-v3").total_steps == 500_000
 
 
 def test_preset_none_gives_the_bare_family_defaults():
-    bare = spec_from("--env", "LunarLander-v3", "--preset", "none")
-    assert bare == RunSpec(env_id="LunarLander-v3", preset="none", target_return=200.0)
+    bare = spec_from("--env", "MountainCar-v0", "--preset", "none")
+    assert bare == RunSpec(env_id="MountainCar-v0", preset="none", target_return=-110.0)
     pendulum = spec_from("--env", "Pendulum-v1", "--preset", "none")
     assert pendulum == RunSpec(**FAMILY_DEFAULTS["continuous"], env_id="Pendulum-v1", preset="none", target_return=None)
     q = spec_from("--env", "Acrobot-v1", "--algo", "n-step-q", "--preset", "none")
@@ -65,8 +66,8 @@ def test_value_based_and_a3c_rows_are_kept_apart():
 
 
 def test_another_envs_preset_can_be_named():
-    spec = spec_from("--env", "CartPole-v1", "--preset", "LunarLander-v3")
-    assert spec.gamma == 0.995 and spec.target_return == 475.0  # the row, and still CartPole's own target
+    spec = spec_from("--env", "CartPole-v1", "--preset", "MountainCar-v0")
+    assert spec.envs_per_worker == 16 and spec.target_return == 475.0  # the row, and still CartPole's own target
 
 
 @pytest.mark.parametrize("value_based", [False, True], ids=["a3c", "value-based"])
