@@ -50,7 +50,7 @@ def build(algo: str, env_id: str, seed: int):
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.vec_env import VecNormalize
 
-    kwargs = dict(ZOO[algo][env_id])
+    kwargs = copy.deepcopy(ZOO[algo][env_id])  # SB3 adds to policy_kwargs in place
     kwargs.pop("n_timesteps")
     n_envs, normalize = kwargs.pop("n_envs", 1), kwargs.pop("normalize", False)
     if "lin_learning_rate" in kwargs:
@@ -141,8 +141,9 @@ def main(argv=None) -> int:
               "curve": [(s["unix"], s["env_steps"], r) for s, r in zip(kept, returns)],
               "final_eval": returns[-1], "eval_episodes": args.eval_episodes, "deterministic": True,
               "hyperparameters": {k: v for k, v in ZOO[args.algo][args.env].items()}}
+    text = json.dumps(result, default=str)  # whole before the file is opened: the parent never reads half
     with open(args.out, "w") as f:
-        json.dump(result, f)
+        f.write(text)
     return 0
 
 

@@ -156,9 +156,10 @@ def run_sb3(env_id: str, algo: str, seed: int, scale: float, out_dir: Path, args
         console.print(f"[red]sb3 {algo} {env_id} seed {seed}: {err}[/red]")
     finally:
         stop_process(launched.proc)
-    if not out.exists():
+    try:
+        r = json.loads(out.read_text())
+    except (OSError, ValueError):
         return Run("sb3", algo, env_id, seed, None, note=f"no result: see {out.with_suffix('.log')}")
-    r = json.loads(out.read_text())
     curve = [(t - launched.started_unix, s, ret) for t, s, ret in r["curve"]]
     return Run("sb3", algo, env_id, seed, r["finished_unix"] - launched.started_unix, curve)
 
