@@ -216,7 +216,7 @@ def _seconds(value: float | None) -> str:
 def markdown(tables: list[dict], caption: str) -> str:
     lines = [f"# bench.suite\n\n{caption}\n"]
     for table in tables:
-        lines += [f"\n## {table['env_id']}\n", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+        lines += [f"\n## {table['env_id']} against SB3 {table['sb3_algo'].upper()}\n", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
         lines += ["| " + " | ".join(row) + " |" for row in table_rows(table)]
     return "\n".join(lines) + "\n"
 
@@ -264,7 +264,7 @@ def main(argv=None) -> int:
                 console.print(f"{env_id} {r.system} {r.algo} seed {seed}: final {fmt(r.final, 1)}, best "
                               f"{fmt(r.best, 1)}, {fmt(r.wall_seconds, 1)} s {r.note}")
         table = env_table(env_id, runs)
-        table["budget_steps"], table["runs"] = steps, [asdict(r) for r in runs]
+        table["budget_steps"], table["sb3_algo"], table["runs"] = steps, sb3_algo, [asdict(r) for r in runs]
         tables.append(table)
         print_table(f"{env_id}, {steps:,} steps, SB3 {sb3_algo.upper()} (zoo) against ours (2 workers, preset)",
                     COLUMNS, table_rows(table))
