@@ -12,7 +12,7 @@ RUN_DIR ?= runs/cartpole-$(shell date +%Y%m%d-%H%M%S)-$(shell echo $$$$)
 $(STAMP): pyproject.toml setup.py ps/core/_kernels.c ps/service/_bytesbuf.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[dev,bench,atari,video]'
+	$(BIN)/pip install --quiet -e '.[dev,bench,atari,video,box2d]'
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -16,7 +16,10 @@ import json
 import time
 from collections import deque
 
-ZOO_CARTPOLE = {"n_envs": 8, "policy": "MlpPolicy", "ent_coef": 0.0}
+from bench.sb3_zoo import ZOO_A2C
+
+ZOO_CARTPOLE = {"n_envs": ZOO_A2C["CartPole-v1"]["n_envs"], "policy": "MlpPolicy",
+                "ent_coef": ZOO_A2C["CartPole-v1"]["ent_coef"]}
 CURVE_SECONDS = 0.25
 
 

@@ -16,6 +16,7 @@ def _die(message: str, code: int = 2) -> int:
 
 def serve_main(argv=None) -> int:
     from ps.api.channel import load_token
+    from ps.api.defaults import spec_line
     from ps.api.envs import check_env
     from ps.options import parse_serve_args, spec_json
     from ps.service.auth import check_exposure
@@ -35,7 +36,7 @@ def serve_main(argv=None) -> int:
     except ConfigError as err:
         return _die(str(err))
     log.info("%s", description)
-    log.info("run spec: %s", args.run.to_json())
+    log.info("%s", spec_line(args.run))
     from ps.node import run_node
     from ps.records.checkpoint import CheckpointError
     try:

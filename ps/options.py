@@ -8,7 +8,7 @@ and parses over a default instance, which is how the defaults table and a --conf
 env_id the flag --env without renaming the field, which the wire's run spec JSON would see.)
 
 Precedence, later wins: RunSpec's field defaults, the defaults table's rows for the env and algorithm
-(ps/api/defaults.py), the --config file, the flags.
+and the env's preset (ps/api/defaults.py, ps/api/presets.py), the --config file, the flags.
 """
 from __future__ import annotations
 
@@ -36,7 +36,8 @@ class ServeArgs:
     ps-serve --env ALE/Pong-v5 --print-spec > run.yaml   # the resolved run spec, then exit
 
     Defaults shown are CartPole's; other envs and the value-based methods fill the flags you do not
-    give from the defaults table (ps/api/defaults.py): see them with --print-spec.
+    give from the defaults table and the env's preset (ps/api/presets.py; --preset none skips it),
+    and the target from the env's reward threshold: see them with --print-spec.
     """
 
     run: tyro.conf.OmitArgPrefixes[RunSpec]
@@ -61,7 +62,7 @@ def parse_serve_args(argv: list[str] | None = None) -> ServeArgs:
     first = _parse(argv, RunSpec(**file_run), file_server)
     from ps.api.envs import env_family, env_spaces
     family = env_family(first.run.env_id, env_spaces(first.run.env_id)[1])
-    table = defaults_for(first.run.env_id, first.run.algo, family)
+    table = defaults_for(first.run.env_id, first.run.algo, family, first.run.preset)
     return _parse(argv, RunSpec(**(table | file_run)), file_server)
 
 

@@ -1,30 +1,33 @@
-"""The one defaults table, and the run spec resolved from it.
+"""The defaults table, and the run spec resolved from it.
 
 CartPole's defaults (RunSpec's own field defaults) solve it in seconds but suit nothing else: Atari
 wants the paper's settings and a budget of millions of frames, MinAtar a conv net's learning rate,
 Pendulum a shorter horizon, the value-based methods their own rates. A spec is built in layers, each
-over the one before: RunSpec's field defaults, then the env family's row, then the value-based
-methods' row for that family, then the env id's row, then what the user gave (a --config file, then
-flags). resolve_spec() is the only place this happens.
+over the one before: RunSpec's field defaults, then the env family's row, then the env's own target
+(gymnasium's reward_threshold, or none), then the value-based methods' row for that family, then the
+env's preset (ps/api/presets.py; RunSpec.preset none skips it), then what the user gave (a --config
+file, then flags). resolve_spec() and ps/options.py are the only places this happens.
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
+from ps.api.presets import AUTO, NONE, preset_row
 from ps.api.spec import VALUE_BASED, ConfigError, RunSpec
 
 # Env family -> RunSpec fields that differ from CartPole's. Value-based methods read the same fields.
 FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
     # The paper's Atari settings: t_max 5, gamma 0.99, entropy beta 0.01, RMSProp decay 0.99; 4 envs per
-    # worker batch the conv forward; 20M agent steps = 80M frames; no target (Atari scores differ by game).
+    # worker batch the conv forward; 20M agent steps = 80M frames.
     "atari": dict(t_max=5, envs_per_worker=4, lr=7e-4, entropy_beta=0.01, max_grad_norm=40.0,
-                  total_steps=20_000_000, target_return=None),
+                  total_steps=20_000_000),
     # MinAtar (Young & Tian 2019): the same method at a CI scale; 5M steps is their paper's budget.
     "minatar": dict(t_max=5, envs_per_worker=8, lr=1e-3, entropy_beta=0.01, max_grad_norm=40.0,
-                    total_steps=5_000_000, target_return=None),
-    # Continuous control (Pendulum-v1, MuJoCo): a Gaussian policy; returns differ by task, so no target.
+                    total_steps=5_000_000),
+    # Continuous control (Pendulum-v1, MuJoCo): a Gaussian policy.
     "continuous": dict(t_max=5, envs_per_worker=8, lr=1e-3, entropy_beta=1e-4, max_grad_norm=40.0,
-                       total_steps=1_000_000, target_return=None),
+                       total_steps=1_000_000),
 }
 
 # Value-based methods (one-step Q, one-step Sarsa, n-step Q), by env family: over the family's row.
@@ -35,27 +38,34 @@ VALUE_BASED_DEFAULTS: dict[str, dict[str, Any]] = {
     "minatar": dict(target_update_steps=10_000, epsilon_anneal_steps=100_000),
 }
 
-# Single envs whose scale is known: over their family's rows.
-ENV_DEFAULTS: dict[str, dict[str, Any]] = {
-    # Costs of up to -16 a step over 200 steps: a short horizon learns the swing-up far sooner, and
-    # 16 envs a push steady the early updates (with 8, some seeds first spin for 200k+ steps);
-    # -200 is a pendulum swung up and balanced from any start.
-    "Pendulum-v1": dict(gamma=0.9, envs_per_worker=16, target_return=-200.0),
-}
-
 FIELDS = tuple(RunSpec.__dataclass_fields__)
 
 
-def defaults_for(env_id: str, algo: str, family: str) -> dict[str, Any]:
-    """The table's rows for this env and algorithm, merged in order (later rows win)."""
-    rows = [FAMILY_DEFAULTS.get(family, {})]
+def defaults_for(env_id: str, algo: str, family: str, preset: str = AUTO) -> dict[str, Any]:
+    """The table's rows for this env, algorithm and preset, merged in order (later rows win)."""
+    from ps.api.envs import reward_threshold
+    rows = [FAMILY_DEFAULTS.get(family, {}), {"target_return": reward_threshold(env_id)}]
     if algo in VALUE_BASED:
         rows.append(VALUE_BASED_DEFAULTS.get(family, {}))
-    rows.append(ENV_DEFAULTS.get(env_id, {}))
+    rows.append(preset_row(preset, env_id, algo in VALUE_BASED)[1])
     merged: dict[str, Any] = {}
     for row in rows:
         merged.update(row)
     return merged
+
+
+def spec_line(spec: RunSpec) -> str:
+    """The resolved spec in one readable line, saying which preset applied."""
+    name, _ = preset_row(spec.preset, spec.env_id, spec.algo in VALUE_BASED)
+    kind = "value-based" if spec.algo in VALUE_BASED else "a3c"
+    if name is not None:
+        applied = f"preset {name} ({kind} row of ps/api/presets.py)"
+    elif spec.preset == NONE:
+        applied = "preset none (family defaults only)"
+    else:
+        applied = f"no preset for {spec.env_id} ({kind}; family defaults only)"
+    fields = " ".join(f"{k}={v}" for k, v in dataclasses.asdict(spec).items() if k != "preset")
+    return f"{applied}; run spec: {fields}"
 
 
 def resolve_spec(given: dict[str, Any], family: str | None = None) -> RunSpec:
@@ -67,7 +77,8 @@ def resolve_spec(given: dict[str, Any], family: str | None = None) -> RunSpec:
         raise ConfigError(f"unknown run spec field(s) {', '.join(unknown)}: see ps-serve --help")
     env_id = given.get("env_id", RunSpec.env_id)
     algo = given.get("algo", RunSpec.algo)
+    preset = given.get("preset", RunSpec.preset)
     if family is None:
         from ps.api.envs import env_family, env_spaces
         family = env_family(env_id, env_spaces(env_id)[1])
-    return RunSpec(**(defaults_for(env_id, algo, family) | given))
+    return RunSpec(**(defaults_for(env_id, algo, family, preset) | given))

@@ -53,6 +53,18 @@ def env_spaces(env_id: str):
         env.close()
 
 
+def reward_threshold(env_id: str) -> float | None:
+    """gymnasium's reward_threshold for env_id (the return at which it counts as solved), or None."""
+    import gymnasium
+
+    register_optional_envs(env_id)
+    try:
+        threshold = gymnasium.spec(env_id).reward_threshold
+    except gymnasium.error.Error:
+        return None
+    return None if threshold is None else float(threshold)
+
+
 def env_family(env_id: str, action_space=None) -> str:
     """atari (ale-py), minatar, continuous (Box actions) or classic (everything else)."""
     import gymnasium

@@ -12,6 +12,8 @@ from typing import Annotated
 
 from tyro.conf import arg  # names a field's flag where it is not --field-name (ps/options.py)
 
+from ps.api.presets import preset_names
+
 ALGORITHMS = ("a3c", "one-step-q", "one-step-sarsa", "n-step-q")
 VALUE_BASED = ("one-step-q", "one-step-sarsa", "n-step-q")
 NETWORKS = ("auto", "mlp", "atari", "minatar")  # worker/networks builds each
@@ -126,6 +128,9 @@ class RunSpec:
     """Evaluate the policy's most likely action (greedy Q); else its sample (Q: epsilon 0.05)."""
     target_on: str = "auto"
     """Judge --target-return on: train (mean100 of the training episodes), eval (an evaluation round's mean) or auto (eval when --eval-every > 0)."""
+    # --- presets per env (ps/api/presets.py) ---
+    preset: str = "auto"
+    """Settings for the flags not given: auto (the env's row in ps/api/presets.py, if it has one), none (the bare family defaults) or an env id whose row to use."""
 
     def __post_init__(self) -> None:
         if self.wire_dtype not in ("float32", "float16"):
@@ -162,6 +167,8 @@ class RunSpec:
             raise ConfigError("--max-grad-norm, --entropy-beta and --value-coef must be >= 0")
         _positive(self, "clip_obs", "clip_reward")
         _check_evaluation(self)
+        if self.preset not in preset_names():
+            raise ConfigError(f"unknown --preset {self.preset!r}: choose one of {', '.join(preset_names())}")
 
     @property
     def target_on_eval(self) -> bool:
