@@ -21,11 +21,12 @@ from ps.api.spec import VALUE_BASED, RunSpec
 from ps.config import ServerConfig
 from ps.core import optim
 from ps.core.episodes import EpisodeWindow
-from ps.core.evaluations import EvaluationRecord, check_report, eval_target_reason
+from ps.core.evaluations import EvaluationRecord, check_report
 from ps.core.errors import RequestError, expired_worker, invalid, precondition, unknown_worker
 from ps.core.moments import Buffers
 from ps.core.observers import Observer
 from ps.core.staleness import StalenessStats, decide, staleness
+from ps.core.stopping import stop_rule
 from ps.core.sync import SyncRounds
 from ps.core.target import TargetNetwork
 from ps.core.validate import check_counts, decode_gradient, finite, printable
@@ -449,16 +450,12 @@ class ParameterServer:
             observer.on_workers(len(connected), connected)
 
     def _check_stop(self) -> None:
-        mean100 = self.episodes.mean
-        target = self.spec.target_return
-        on_eval = eval_target_reason(self.spec, self.evaluations.latest)
-        if on_eval or (target is not None and not self.spec.target_on_eval and self.episodes.full
-                       and mean100 >= target):
-            if self.target_reached_at is None:
-                self.target_reached_at = (time.monotonic() - self.started_at, self.global_step)
-            self._stop(on_eval or f"mean100 {mean100:.1f} >= target {target:g}")
-        elif self.global_step >= self.spec.total_steps:
-            self._stop(f"total steps {self.spec.total_steps} reached")
+        stop = stop_rule(self.spec, self.episodes, self.evaluations.latest, self.global_step)
+        if stop is None:
+            return
+        if stop.target_reached and self.target_reached_at is None:
+            self.target_reached_at = (time.monotonic() - self.started_at, self.global_step)
+        self._stop(stop.reason)
 
     def _stop(self, reason: str) -> None:
         if not self.stopped.is_set():

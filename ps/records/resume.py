@@ -22,7 +22,8 @@ from ps.records.checkpoint import CheckpointError
 from ps.api.spec import RunSpec
 from ps.config import ServerConfig
 from ps.core.episodes import EpisodeWindow
-from ps.core.evaluations import EvaluationRecord, eval_target_reason
+from ps.core.evaluations import EvaluationRecord
+from ps.core.stopping import stop_rule
 
 log = logging.getLogger("ps.resume")
 RECORDS = (checkpoint.DIR_NAME, "pushes.csv", "summary.json")
@@ -40,20 +41,13 @@ class RunFinished(Exception):
 
 def finished_reason(spec: RunSpec, meta: dict) -> str | None:
     """Why a checkpoint's run is over under `spec`'s stopping fields (the server's own stop rule,
-    ParameterServer._check_stop), or None when it has more to do."""
+    ps/core/stopping.py), or None when it has more to do."""
     episodes = EpisodeWindow()
     episodes.load_state(meta["episodes"])
     evaluations = EvaluationRecord()
     evaluations.load_state(meta.get("evaluations"))
-    on_eval = eval_target_reason(spec, evaluations.latest)
-    if on_eval:
-        return on_eval
-    target = spec.target_return
-    if target is not None and not spec.target_on_eval and episodes.full and episodes.mean >= target:
-        return f"mean100 {episodes.mean:.1f} >= target {target:g}"
-    if int(meta["global_step"]) >= spec.total_steps:
-        return f"total steps {spec.total_steps} reached"
-    return None
+    stop = stop_rule(spec, episodes, evaluations.latest, int(meta["global_step"]))
+    return None if stop is None else stop.reason
 
 
 def prepare(spec: RunSpec, config: ServerConfig) -> tuple[Path, dict] | None:
