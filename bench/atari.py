@@ -152,13 +152,13 @@ def profiled_worker(out: Path, ale_vector: bool, overlap: bool, agent_steps: int
     return {"label": label, "frames_per_second": frames_per_push / ms["wall"] * 1e3, **ms}
 
 
-def fixed_wall_cluster(out: Path, seconds: float, workers: int = 2) -> dict:
+def fixed_wall_cluster(out: Path, seconds: float, extra: list[str] = (), workers: int = 2) -> dict:
     """Our cluster (ps-serve and `workers` worker-run processes, Atari defaults) for `seconds` of wall
     time from its first push: frames, and the CPU seconds all its processes used in that span."""
     import psutil
     run_dir = fresh_run_dir(out / "peer-ours")
     server = launch([bin_path("ps-serve"), "--port", "0", "--run-dir", str(run_dir), "--env", PONG, "--algo", "a3c",
-                     "--total-steps", str(10**9)], run_dir / "server.log")
+                     "--total-steps", str(10**9), *extra], run_dir / "server.log")
     procs = []
     try:
         port = int(wait_for_file(run_dir / "port", server.proc))
@@ -245,16 +245,17 @@ def overlap_on_the_cluster(out: Path, agent_steps: int) -> None:
                 rows)
 
 
-def the_peer(out: Path, seconds: float) -> None:
-    console.print(f"the peer: SB3 A2C (rl-zoo Atari settings) and our 2-worker cluster, {seconds:g} s each ...")
+def the_peer(out: Path, seconds: float, extra: list[str]) -> None:
+    console.print(f"the peer: SB3 A2C (rl-zoo Atari settings) and our 2-worker cluster {' '.join(extra)}, "
+                  f"{seconds:g} s each ...")
     theirs = sb3_peer(out, seconds)
-    ours = fixed_wall_cluster(out, seconds)
+    ours = fixed_wall_cluster(out, seconds, extra)
     per_cpu = {name: r["frames"] / max(r["cpu_seconds"], 1e-9) for name, r in (("ours", ours), ("sb3", theirs))}
     print_table(f"Pong frames per CPU-second over {seconds:g} s of wall time (start-up excluded)",
                 ["system", "frames", "frames/s", "CPU seconds", "frames per CPU-second"],
                 [[name, fmt(r["frames"], thousands=True), fmt(r["frames"] / r["seconds"], 0), fmt(r["cpu_seconds"], 1),
                   fmt(per_cpu[key], 0)]
-                 for name, key, r in (("ours: ps-serve + 2 workers", "ours", ours),
+                 for name, key, r in ((f"ours: ps-serve + 2 workers {' '.join(extra)}", "ours", ours),
                                       ("SB3 A2C, rl-zoo atari (16 envs, 1 process)", "sb3", theirs))])
     console.print(f"ours / SB3, frames per CPU-second: {per_cpu['ours'] / per_cpu['sb3']:.2f}x")
 
@@ -400,15 +401,19 @@ def main(argv=None) -> int:
     p.add_argument("--profile", action="store_true",
                    help="only the breakdown, the limits, --overlap-push and the peer")
     p.add_argument("--peer-seconds", type=float, default=120.0, help="wall time of the peer comparison, each side")
+    p.add_argument("--peer-args", default="",
+                   help='our server flags in the peer comparison, e.g. --peer-args="--envs 16"')
+    p.add_argument("--peer-only", action="store_true", help="only the peer comparison")
     p.add_argument("--out-dir", type=Path, default=Path("runs/bench-atari"))
     args = p.parse_args(argv)
     pong_steps = args.pong_steps // 3 if args.quick else args.pong_steps
     console.width = max(console.width, 150)  # the Pong table is wide
 
-    where_the_time_goes(args.out_dir, args.quick)
-    overlap_on_the_cluster(args.out_dir, 2 * pong_steps)
-    the_peer(args.out_dir, args.peer_seconds / 2 if args.quick else args.peer_seconds)
-    if args.profile:
+    if not args.peer_only:
+        where_the_time_goes(args.out_dir, args.quick)
+        overlap_on_the_cluster(args.out_dir, 2 * pong_steps)
+    the_peer(args.out_dir, args.peer_seconds / 2 if args.quick else args.peer_seconds, args.peer_args.split())
+    if args.profile or args.peer_only:
         return 0
 
     rows, projection = [], {}
