@@ -132,6 +132,7 @@ def profiled_worker(out: Path, ale_vector: bool, overlap: bool, agent_steps: int
     run_dir = fresh_run_dir(out / f"profile-{label.replace(' ', '-')}")
     server = launch([bin_path("ps-serve"), "--port", "0", "--run-dir", str(run_dir), "--env", PONG, "--algo", "a3c",
                      "--total-steps", str(agent_steps), "--ale-vector" if ale_vector else "--no-ale-vector",
+                     "--worker-timeout", "300",  # a busy machine can take a minute to build a worker's envs
                      *(["--overlap-push"] if overlap else [])], run_dir / "server.log")
     client = None
     try:
@@ -158,7 +159,7 @@ def fixed_wall_cluster(out: Path, seconds: float, extra: list[str] = (), workers
     import psutil
     run_dir = fresh_run_dir(out / "peer-ours")
     server = launch([bin_path("ps-serve"), "--port", "0", "--run-dir", str(run_dir), "--env", PONG, "--algo", "a3c",
-                     "--total-steps", str(10**9), *extra], run_dir / "server.log")
+                     "--total-steps", str(10**9), "--worker-timeout", "300", *extra], run_dir / "server.log")
     procs = []
     try:
         port = int(wait_for_file(run_dir / "port", server.proc))
@@ -166,6 +167,8 @@ def fixed_wall_cluster(out: Path, seconds: float, extra: list[str] = (), workers
                  for i in range(workers)]
         watched = [psutil.Process(p.proc.pid) for p in (server, *procs)]
         while _frames_logged(run_dir) < 20 * 4 * ATARI_FRAME_SKIP * workers:  # every worker under way
+            if any(p.proc.poll() is not None for p in (server, *procs)):
+                raise RuntimeError(f"a process of the cluster exited; see {run_dir}")
             time.sleep(0.5)
         frames0, cpu0, start = _frames_logged(run_dir), _cpu(watched), time.perf_counter()
         time.sleep(seconds)
@@ -373,6 +376,7 @@ def pong_cluster(out: Path, workers: int, lstm: bool, agent_steps: int, extra: l
     label = f"pong-{workers}w-{'lstm' if lstm else 'ff'}{''.join(extra).replace('--', '-')}"
     run = run_cluster(out / label, label, seed=1, workers=workers, timeout=900,
                       server_args=["--env", PONG, "--algo", "a3c", "--total-steps", str(agent_steps),
+                                   "--worker-timeout", "300",
                                    *(["--lstm"] if lstm else []), *extra])
     if not run.rows:
         return {"label": label, "frames_per_second": float("nan"), "updates_per_second": float("nan")}
