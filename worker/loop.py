@@ -13,7 +13,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
-
 import torch
 
 from ps.api.source import ParameterSource, Push, Weights
@@ -135,7 +134,8 @@ class ActorLearner:
                     target_version=agent.target_version)
 
     def _send(self, push: Push):
-        """The push's outcome, or the error that lost it (raised by _settle in the loop's thread)."""
+        """The push's outcome, or the error that lost it: returned, not raised, so that _settle handles
+        it on the loop's thread when the push was sent from the overlap's thread."""
         if self.delay is not None:
             self.delay.sleep()
         try:
