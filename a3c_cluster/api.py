@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from ps.api.moments import OBS_NORM
 from ps.api.saved import SavedPolicy, load_policy
 from ps.api.spec import ConfigError, RunSpec
 
@@ -49,6 +50,7 @@ class Policy:
 
         from worker.envs import make_env
         from worker.networks import FlatParams, build_policy_value_net, build_q_network
+        from worker.normalize import normalization_buffers
         self.saved, self.spec = saved, saved.spec
         env = make_env(self.spec.env_id)
         self.observation_space, self.action_space = env.observation_space, env.action_space
@@ -56,10 +58,12 @@ class Policy:
         self.q = self.spec.algo != "a3c"
         build = build_q_network if self.q else build_policy_value_net
         self.model = build(self.spec, self.observation_space, self.action_space)
-        flat = FlatParams(self.model)
+        flat = FlatParams(self.model, normalization_buffers(self.spec, self.observation_space))
         if flat.layout.hash != saved.layout.hash:
             raise ConfigError(f"{saved.source}: its layout is not this version's network for {self.spec.env_id}")
         flat.load(saved.theta.tobytes())
+        self._obs_stats = (flat.buffer(f"{OBS_NORM}.mean"), flat.buffer(f"{OBS_NORM}.var")) \
+            if self.spec.normalize_obs else None  # the run's observation statistics, as saved
         self.continuous = isinstance(self.action_space, spaces.Box)
         self._torch = torch
         self.reset()
@@ -79,8 +83,12 @@ class Policy:
         else sampled from the policy (Q: epsilon 0.05)."""
         from worker.agents.base import EVAL_EPSILON
         from worker.algorithms.sampling import epsilon_greedy, most_likely, sample_categorical, sample_gaussian
+        from worker.normalize import normalize
         rng = rng or np.random.default_rng()
-        obs = self._torch.as_tensor(np.asarray(observation, dtype=np.float32))[None]
+        obs = np.asarray(observation, dtype=np.float32)
+        if self._obs_stats is not None:
+            obs = normalize(obs, *self._obs_stats, self.spec.clip_obs)
+        obs = self._torch.as_tensor(obs)[None]
         with self._torch.inference_mode():
             if self.q:
                 q_values = self.model(obs).numpy()

@@ -59,6 +59,15 @@ def start_local_workers(count: int, port: int, extra: list[str] = ()) -> list[su
     return [subprocess.Popen(cmd)]
 
 
+def start_local_evaluator(spec: RunSpec, port: int, extra: list[str] = ()) -> list[subprocess.Popen]:
+    """With --eval-every, the run's evaluator beside the local workers: its own worker-run process
+    (worker/evaluator.py), outside the learners' zygote, so that it plays while they learn."""
+    if spec.eval_every <= 0:
+        return []
+    cmd = [sys.executable, "-m", "worker.cli", "--ps", f"127.0.0.1:{port}", "--evaluator", *extra]
+    return [subprocess.Popen(cmd)]
+
+
 def run_node(spec: RunSpec, config: ServerConfig, local_workers: int = 0) -> int:
     """One server's life on its run dir, holding the run dir's lock throughout (ps/records/rundir.py).
 
@@ -160,6 +169,8 @@ def _run(spec: RunSpec, config: ServerConfig, local_workers: int, lock: RunDirLo
 
     checkpointer.start()
     children = start_local_workers(local_workers, port, local_worker_args(config))
+    # not among `children`: the learners' exit ends a run, the evaluator's does not
+    evaluators = start_local_evaluator(spec, port, local_worker_args(config)) if children else []
     progress = ProgressReporter(core.status, config.progress_seconds)
     progress.start()
     exit_code = 0
@@ -175,7 +186,7 @@ def _run(spec: RunSpec, config: ServerConfig, local_workers: int, lock: RunDirLo
                 core.request_stop(f"all local workers exited (codes {codes})")
                 exit_code = 1
         if not interrupted:
-            _wait_for_workers(core, children, config.stop_grace_seconds)
+            _wait_for_workers(core, children + evaluators, config.stop_grace_seconds)
             time.sleep(STATUS_LINGER_SECONDS)
     finally:
         progress.stop()
@@ -193,7 +204,7 @@ def _run(spec: RunSpec, config: ServerConfig, local_workers: int, lock: RunDirLo
         core.close()  # pushes.csv's last rows, TensorBoard's last events; never raises
         summary = summary_from_status(core.status())
         wrote_summary = _attempt(faults, "summary", write_json_atomic, core.run_dir / "summary.json", summary)
-        for child in children:
+        for child in children + evaluators:
             if child.poll() is None:
                 child.terminate()
                 child.wait(timeout=10)

@@ -92,6 +92,10 @@ class AleVectorBatch:
         self.finished_returns, self.finished_lengths = [], []
         return out
 
+    def take_moments(self) -> tuple:
+        """No normalisation here: nothing to report (worker/normalize.py's NormalizedEnvs has the moments)."""
+        return ()
+
     def close(self) -> None:
         self.env.close()
 

@@ -1,6 +1,7 @@
 """worker-run: join a parameter server and train until it says stop.
 
     worker-run --ps host:port
+    worker-run --ps host:port --evaluator     # evaluate the policy every --eval-every seconds; never push
 
 Everything else (environment, algorithm, hyper-parameters, seed) comes from the server.
 """
@@ -17,6 +18,7 @@ from ps.api.malloc_tuning import keep_freed_buffers
 
 from .client import ClientConfig, PSClient, ServerRefused, ServerUnavailable
 from .delay import InjectedDelay
+from .evaluator import Evaluator
 from .loop import ActorLearner
 
 
@@ -37,6 +39,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     p.add_argument("--processes", type=int, default=1, metavar="N",
                    help="run N workers, forked after the imports so they share torch's memory (default 1)")
+    p.add_argument("--evaluator", action="store_true",
+                   help="be the run's evaluator: every --eval-every seconds (the server's) play the current "
+                        "policy's evaluation episodes and report them; never push")
     return p.parse_args(argv)
 
 
@@ -44,6 +49,9 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     keep_freed_buffers()  # no page-fault churn on message-sized buffers (ps/api/malloc_tuning.py)
+    if args.evaluator and args.processes != 1:
+        print("worker-run: error: --evaluator runs one evaluator: drop --processes", file=sys.stderr)
+        return 2
     if args.processes > 1:
         from .zygote import run_forked
         return run_forked(args.processes, lambda: run_one(args))
@@ -59,7 +67,7 @@ def _terminated(_signum, _frame):
 
 
 def run_one(args: argparse.Namespace) -> int:
-    """One actor-learner: its own gRPC channel, until the server says stop."""
+    """One actor-learner (or the evaluator): its own gRPC channel, until the server says stop."""
     try:
         client = PSClient(ClientConfig(address=args.ps, connect_timeout_seconds=args.connect_timeout,
                                        call_timeout_seconds=args.call_timeout, tls_ca=args.tls_ca,
@@ -67,22 +75,22 @@ def run_one(args: argparse.Namespace) -> int:
     except ConfigError as err:
         print(f"worker-run: error: {err}", file=sys.stderr)
         return 2
-    learner = ActorLearner(client, delay=args.inject_delay_ms)
+    worker = Evaluator(client) if args.evaluator else ActorLearner(client, delay=args.inject_delay_ms)
     signal.signal(signal.SIGTERM, _terminated)  # scaled down (Kubernetes) or stopped: leave at once
     try:
-        learner.run()
+        worker.run()
     except ServerUnavailable as err:
         print(f"worker-run: error: {err}", file=sys.stderr)
         return 2
     except ServerRefused as err:
-        print(f"worker-run: error: the parameter server at {args.ps} refused worker {learner.worker_id}: {err}",
+        print(f"worker-run: error: the parameter server at {args.ps} refused worker {worker.worker_id}: {err}",
               file=sys.stderr)
         return 3
     except KeyboardInterrupt:
-        client.leave(learner.worker_id, "interrupted")
+        client.leave(worker.worker_id, "interrupted")
         return 130
     except Terminated:
-        client.leave(learner.worker_id, "terminated")
+        client.leave(worker.worker_id, "terminated")
         return 128 + signal.SIGTERM
     finally:
         client.close()

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import grpc
 
-from ps.api.convert import flat_tensor, layout_to_proto
+from ps.api.convert import flat_tensor, layout_to_proto, moments_to_proto
 from ps.api.framing import WireError, join_tensor, split_tensor
 from ps.api.v1 import parameter_server_pb2 as pb
 from ps.api.v1 import parameter_server_pb2_grpc as pb_grpc
@@ -61,6 +61,10 @@ class UnknownWorker(ServerRefused):
     """NOT_FOUND: this worker id is not known to the server's current incarnation (it restarted)."""
 
 
+class NoParameters(ServerRefused):
+    """FAILED_PRECONDITION to an evaluator's pull: no learner has offered the first parameters yet."""
+
+
 @dataclass(frozen=True)
 class ClientConfig:
     address: str
@@ -96,8 +100,8 @@ class PSClient:
         self._metadata = call_metadata(config.token)
         self.incarnation = ""  # the server's, from the last Register; sent with every later call
 
-    def register(self, host: str, pid: int) -> Registration:
-        reply = self._call(self._stub.Register, pb.RegisterRequest(host=host, pid=pid))
+    def register(self, host: str, pid: int, evaluator: bool = False) -> Registration:
+        reply = self._call(self._stub.Register, pb.RegisterRequest(host=host, pid=pid, evaluator=evaluator))
         self.incarnation = reply.incarnation
         return Registration(reply.worker_id, reply.seed, RunSpec.from_json(reply.run_spec_json), reply.incarnation)
 
@@ -117,7 +121,7 @@ class PSClient:
         request = pb.PushRequest(worker_id=push.worker_id, base_version=push.base_version, env_steps=push.env_steps,
                                  episode_returns=push.episode_returns, episode_lengths=push.episode_lengths,
                                  stats=push.stats, target_version=push.target_version,
-                                 incarnation=self.incarnation)
+                                 incarnation=self.incarnation, moments=moments_to_proto(push.moments))
         raw = self._call(self._push, join_tensor(request, "gradients", push.gradient, push.dtype), retry=False)
         try:
             reply, _, params = split_tensor(raw, pb.PushReply, "params")
@@ -135,6 +139,13 @@ class PSClient:
         except grpc.RpcError:
             pass  # the server may already be gone; leaving is a courtesy
 
+    def report_evaluation(self, worker_id: int, version: int, returns: tuple[float, ...],
+                          lengths: tuple[int, ...]) -> bool:
+        """Retried like a pull: a round recorded twice is the same round."""
+        reply = self._call(self._stub.ReportEvaluation, pb.ReportEvaluationRequest(
+            worker_id=worker_id, incarnation=self.incarnation, version=version, returns=returns, lengths=lengths))
+        return reply.stop
+
     def close(self) -> None:
         self._channel.close()
 
@@ -151,7 +162,9 @@ class PSClient:
                     raise NotGrpc(f"{cfg.address} does not speak gRPC ({err.details()}): "
                                   f"is --ps the parameter server's host:port?") from None
                 if not _transient(err):
-                    refused = UnknownWorker if code == grpc.StatusCode.NOT_FOUND else ServerRefused
+                    refused = (UnknownWorker if code == grpc.StatusCode.NOT_FOUND else NoParameters
+                               if code == grpc.StatusCode.FAILED_PRECONDITION
+                               and (err.details() or "").startswith("no parameters yet") else ServerRefused)
                     raise refused(code, err.details() or "") from None
                 now = time.monotonic()
                 first_failure = first_failure or now

@@ -128,6 +128,10 @@ class EnvBatch:
         self.finished_returns, self.finished_lengths = [], []
         return out
 
+    def take_moments(self) -> tuple:
+        """No normalisation here: nothing to report (worker/normalize.py's NormalizedEnvs has the moments)."""
+        return ()
+
     def close(self) -> None:
         for env in self.envs:
             env.close()

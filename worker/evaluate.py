@@ -29,6 +29,7 @@ def evaluate(policy: SavedPolicy, episodes: int, deterministic: bool = False, se
 
     from .agents import make_agent
     from .envs import EnvBatch
+    from .normalize import normalized
     torch.set_num_threads(1)
     spec = policy.spec
     try:
@@ -42,22 +43,33 @@ def evaluate(policy: SavedPolicy, episodes: int, deterministic: bool = False, se
             raise ConfigError(f"{policy.source}: its layout {policy.layout.hash} is not the network this worker "
                               f"builds for {spec.env_id} ({agent.flat.layout.hash}): saved by another version?")
         agent.flat.load(policy.theta.tobytes())
-        returns: list[float] = []
-        lengths: list[int] = []
+        envs = normalized(envs, spec, agent.flat, learn=False)  # with the saved statistics
         start = time.monotonic()
-        while len(returns) < episodes:
-            agent.play_step(envs, deterministic)
-            finished, steps = envs.take_finished()
-            returns += finished
-            lengths += steps
+        returns, lengths = play_episodes(agent, envs, episodes, deterministic)
     finally:
         envs.close()
-    returns, lengths = returns[:episodes], lengths[:episodes]
     return {"env_id": spec.env_id, "algo": spec.algo, "source": str(policy.source), "version": policy.version,
             "episodes": len(returns), "deterministic": deterministic, "seed": seed,
             "mean_return": statistics.fmean(returns), "std_return": statistics.pstdev(returns),
             "returns": returns, "lengths": lengths, "seconds": round(time.monotonic() - start, 3),
             "video_dir": video_dir}
+
+
+def play_episodes(agent, envs, episodes: int, deterministic: bool, between=None) -> tuple[list[float], list[int]]:
+    """Play until `episodes` episodes have finished on the agent's current parameters, learning
+    nothing; (returns, lengths) of the first `episodes`. `between()`, when given, runs after every
+    step (the evaluator keeps in touch with the server there). With one env the episodes are played
+    one after another, so short ones are not favoured, and the env is left at a fresh episode."""
+    returns: list[float] = []
+    lengths: list[int] = []
+    while len(returns) < episodes:
+        agent.play_step(envs, deterministic)
+        finished, steps = envs.take_finished()
+        returns += finished
+        lengths += steps
+        if between is not None:
+            between()
+    return returns[:episodes], lengths[:episodes]
 
 
 def _recorder(video_dir: str):

@@ -21,6 +21,7 @@ from .agents import Agent, make_agent
 from .client import ServerUnavailable, UnknownWorker
 from .delay import InjectedDelay
 from .envs import EnvBatch, make_env_batch
+from .normalize import normalized
 from .wire import wire_gradients
 
 log = logging.getLogger("worker")
@@ -55,6 +56,7 @@ class ActorLearner:
         self.wire_dtype = spec.wire_dtype
         envs = make_env_batch(spec, reg.seed)
         agent = make_agent(spec, envs, reg.seed)
+        envs = normalized(envs, spec, agent.flat)
         if self.instrument is not None:
             self.instrument(envs, agent)
         log.info("worker %d: %s %s, %d envs x t_max %d, seed %d, %d parameters",
@@ -131,7 +133,7 @@ class ActorLearner:
             gradients = np.array(gradients)
         return Push(self.worker_id, version, memoryview(gradients).cast("B"), env_steps, self.wire_dtype,
                     episode_returns=tuple(returns), episode_lengths=tuple(lengths), stats=stats,
-                    target_version=agent.target_version)
+                    target_version=agent.target_version, moments=envs.take_moments())
 
     def _send(self, push: Push):
         """The push's outcome, or the error that lost it: returned, not raised, so that _settle handles

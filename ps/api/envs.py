@@ -96,4 +96,7 @@ def check_env(spec: RunSpec) -> str:
     if spec.network == "auto" and not images and len(obs.shape) not in (1, 3):
         raise ConfigError(f"--env {spec.env_id}: no network for observations of shape {obs.shape}; "
                           f"choose --network mlp")
+    if spec.normalize_obs and images:
+        raise ConfigError(f"--normalize-obs is for vector observations; {spec.env_id}'s images are scaled to [0, 1] "
+                          f"already")
     return f"{spec.env_id} ({family}): observations {obs.shape}, actions {act}"

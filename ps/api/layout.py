@@ -14,6 +14,8 @@ from dataclasses import dataclass
 class TensorEntry:
     name: str
     shape: tuple[int, ...]
+    buffer: bool = False
+    """A statistic the optimizer never moves (running moments, ps/api/moments.py), not a weight."""
 
     @property
     def size(self) -> int:
@@ -31,7 +33,7 @@ class Layout:
 
     @property
     def hash(self) -> str:
-        text = ";".join(f"{e.name}:{'x'.join(map(str, e.shape))}" for e in self.entries)
+        text = ";".join(f"{e.name}:{'x'.join(map(str, e.shape))}{':buffer' if e.buffer else ''}" for e in self.entries)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def offsets(self) -> list[tuple[TensorEntry, int]]:
@@ -42,9 +44,20 @@ class Layout:
             start += e.size
         return out
 
+    def buffers(self) -> list[tuple[TensorEntry, int]]:
+        """(entry, start offset) of the buffers, in buffer order."""
+        return [(e, start) for e, start in self.offsets() if e.buffer]
+
     def to_dict(self) -> list[dict]:
-        return [{"name": e.name, "shape": list(e.shape)} for e in self.entries]
+        return [{"name": e.name, "shape": list(e.shape), **({"buffer": True} if e.buffer else {})}
+                for e in self.entries]
+
+    @classmethod
+    def from_dict(cls, entries: list[dict]) -> "Layout":
+        return cls.from_pairs((e["name"], e["shape"], "buffer" in e and e["buffer"]) for e in entries)
 
     @classmethod
     def from_pairs(cls, pairs) -> "Layout":
-        return cls(tuple(TensorEntry(str(n), tuple(int(x) for x in s)) for n, s in pairs))
+        """From (name, shape) or (name, shape, buffer) tuples."""
+        return cls(tuple(TensorEntry(str(p[0]), tuple(int(x) for x in p[1]), bool(p[2]) if len(p) > 2 else False)
+                         for p in pairs))

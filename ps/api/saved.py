@@ -96,7 +96,7 @@ def load_policy(path: str | Path) -> SavedPolicy:
     if blob.startswith(MAGIC):
         try:
             arrays, meta = decode_checkpoint(blob, str(path))
-            layout = Layout.from_pairs((e["name"], e["shape"]) for e in meta["layout"])
+            layout = Layout.from_dict(meta["layout"])
             spec = RunSpec.from_json(json.dumps(meta["run_spec"]))
         except (UnreadableCheckpoint, KeyError, TypeError) as err:
             raise ConfigError(str(err) if isinstance(err, UnreadableCheckpoint)
@@ -110,7 +110,7 @@ def _load_final(path: Path, blob: bytes) -> SavedPolicy:
     try:
         with np.load(io.BytesIO(blob), allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
-        layout = Layout.from_pairs((e["name"], e["shape"]) for e in json.loads(str(arrays["__layout__"])))
+        layout = Layout.from_dict(json.loads(str(arrays["__layout__"])))
         theta = np.concatenate([arrays[e.name].reshape(-1) for e in layout.entries]).astype(np.float32)
     except Exception as err:  # not an .npz of ours
         raise ConfigError(f"{path} is neither a checkpoint nor a params_final.npz ({type(err).__name__})") from None

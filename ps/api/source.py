@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
 from ps.api.layout import Layout
+from ps.api.moments import Moments
 from ps.api.spec import RunSpec
 
 
@@ -44,6 +45,7 @@ class Push:
     episode_lengths: tuple[int, ...] = ()
     stats: dict[str, float] = field(default_factory=dict)
     target_version: int = 0           # the theta- version the worker holds (value-based methods)
+    moments: tuple[Moments, ...] = () # what the worker saw since its last push, for the layout's buffers
 
 
 class PushOutcome(NamedTuple):
@@ -71,10 +73,11 @@ class PushOutcome(NamedTuple):
 
 
 class ParameterSource(Protocol):
-    """register -> pull -> (push ...) -> leave. Every call may block; errors are the implementation's
+    """register -> pull -> (push ... | report_evaluation ...) -> leave. Every call may block; errors are the implementation's
     (worker/client.py raises ServerUnavailable / ServerRefused / UnknownWorker)."""
 
-    def register(self, host: str, pid: int) -> Registration: ...
+    def register(self, host: str, pid: int, evaluator: bool = False) -> Registration:
+        """Join the run; an evaluator (worker/evaluator.py) pulls and reports evaluations, never pushes."""
 
     def pull(self, worker_id: int, layout: Layout, initial: bytes = b"") -> Weights:
         """The current weights; the first pull of a run offers `initial` (the server adopts them once)."""
@@ -83,3 +86,7 @@ class ParameterSource(Protocol):
         """Apply (or drop) one push; the outcome carries the weights after it in `params`."""
 
     def leave(self, worker_id: int, reason: str) -> None: ...
+
+    def report_evaluation(self, worker_id: int, version: int, returns: tuple[float, ...],
+                          lengths: tuple[int, ...]) -> bool:
+        """An evaluator's round: episodes played with the parameters of `version`. Returns stop."""

@@ -17,6 +17,9 @@ VALUE_BASED = ("one-step-q", "one-step-sarsa", "n-step-q")
 NETWORKS = ("auto", "mlp", "atari", "minatar")  # worker/networks builds each
 OPTIMIZERS = ("shared-rmsprop", "rmsprop", "momentum-sgd")  # ps/core/optim.py applies each
 STALENESS_LR = ("none", "inverse")  # ps/core/staleness.py
+GAUSSIAN_STD = ("softplus", "parameter")  # worker/networks/heads.py
+TARGET_ON = ("auto", "train", "eval")  # ps/core/evaluations.py judges the target on evaluation
+MAX_EVAL_EPISODES = 10_000  # an evaluation round's episodes; the server refuses a report with more
 
 
 class ConfigError(Exception):
@@ -91,6 +94,16 @@ class RunSpec:
     epsilon_anneal_steps: int = 20_000
     """Q methods: each worker anneals epsilon from 1 to its drawn final value (0.1, 0.01 or 0.5) over this many of its own env steps."""
 
+    # --- A3C beyond the paper (off by default: the paper's forward view and softplus variance) ---
+    gae_lambda: float = 1.0
+    """A3C: lambda of generalized advantage estimation (Schulman et al. 2016) inside each t_max rollout; 1 = the paper's n-step returns."""
+    normalize_advantage: bool = False
+    """A3C: scale each rollout's advantages to mean 0, std 1 before the policy loss."""
+    gaussian_std: str = "softplus"
+    """A3C, continuous actions: softplus (the paper: a variance output per state) or parameter (a learned log-std per action dimension, state-independent)."""
+    log_std_init: float = 0.0
+    """A3C, --gaussian-std parameter: the log-std the policy starts from."""
+
     # --- speed (issue 8; measured in bench/) ---
     wire_dtype: str = "float32"
     """Dtype of pushed gradients on the wire: float32, or float16 (half the bytes; the server applies them in float32)."""
@@ -98,6 +111,25 @@ class RunSpec:
     """Each worker acts and learns its next rollout while its push is in flight (staleness one higher), instead of waiting for the reply."""
     ale_vector: bool = True
     """Atari: step each worker's envs in ale-py's C++ vector env (same preprocessing, batched); --no-ale-vector for gymnasium's Python wrappers."""
+
+    # --- normalisation shared by all workers (issue 18; ps/api/moments.py, worker/normalize.py) ---
+    normalize_obs: bool = False
+    """Feed the network (obs - mean) / sqrt(var + 1e-8), clipped to +-clip_obs, with the running moments of all workers' observations, kept on the server."""
+    normalize_reward: bool = False
+    """Train on rewards divided by the running std of the discounted return (all workers'), clipped to +-clip_reward; episode returns are reported unscaled."""
+    clip_obs: float = 10.0
+    """Bound of the normalised observations (VecNormalize's)."""
+    clip_reward: float = 10.0
+    """Bound of the scaled rewards (VecNormalize's)."""
+    # --- evaluation during training (worker-run --evaluator; worker/evaluator.py, ps/core/evaluations.py) ---
+    eval_every: float = 0.0
+    """Seconds between evaluation rounds of the evaluator (worker-run --evaluator; --local-workers starts one); 0 = no evaluation."""
+    eval_episodes: int = 10
+    """Episodes per evaluation round; their mean is eval_mean."""
+    eval_deterministic: bool = True
+    """Evaluate the policy's most likely action (greedy Q); else its sample (Q: epsilon 0.05)."""
+    target_on: str = "auto"
+    """Judge --target-return on: train (mean100 of the training episodes), eval (an evaluation round's mean) or auto (eval when --eval-every > 0)."""
 
     def __post_init__(self) -> None:
         if self.wire_dtype not in ("float32", "float16"):
@@ -126,8 +158,19 @@ class RunSpec:
             raise ConfigError(f"--momentum must be in [0, 1), got {self.momentum}")
         if self.sync_timeout <= 0:
             raise ConfigError(f"--sync-timeout must be > 0, got {self.sync_timeout}")
+        if not 0.0 <= self.gae_lambda <= 1.0:
+            raise ConfigError(f"--gae-lambda must be in [0, 1], got {self.gae_lambda}")
+        if self.gaussian_std not in GAUSSIAN_STD:
+            raise ConfigError(f"unknown --gaussian-std {self.gaussian_std!r}: choose one of {', '.join(GAUSSIAN_STD)}")
         if self.max_grad_norm < 0 or self.entropy_beta < 0 or self.value_coef < 0:
             raise ConfigError("--max-grad-norm, --entropy-beta and --value-coef must be >= 0")
+        _positive(self, "clip_obs", "clip_reward")
+        _check_evaluation(self)
+
+    @property
+    def target_on_eval(self) -> bool:
+        """Whether --target-return is judged on evaluation rounds rather than training episodes."""
+        return self.target_on == "eval" or (self.target_on == "auto" and self.eval_every > 0)
 
     @property
     def steps_per_push(self) -> int:
@@ -160,3 +203,14 @@ def _positive(spec: object, *names: str) -> None:
         value = getattr(spec, name)
         if value <= 0:
             raise ConfigError(f"--{name.replace('_', '-')} must be > 0, got {value}")
+
+
+def _check_evaluation(spec: RunSpec) -> None:
+    if not (spec.eval_every >= 0 and spec.eval_every < float("inf")):
+        raise ConfigError(f"--eval-every must be >= 0 seconds (0 = no evaluation), got {spec.eval_every}")
+    if not 1 <= spec.eval_episodes <= MAX_EVAL_EPISODES:
+        raise ConfigError(f"--eval-episodes must be in 1..{MAX_EVAL_EPISODES}, got {spec.eval_episodes}")
+    if spec.target_on not in TARGET_ON:
+        raise ConfigError(f"unknown --target-on {spec.target_on!r}: choose one of {', '.join(TARGET_ON)}")
+    if spec.target_on == "eval" and spec.eval_every == 0:
+        raise ConfigError("--target-on eval needs evaluation rounds: give --eval-every SECONDS too")

@@ -14,8 +14,8 @@ class InProcessSource:
     def __init__(self, core: ParameterServer) -> None:
         self.core = core
 
-    def register(self, host: str, pid: int) -> Registration:
-        worker_id, seed = self.core.register(host, pid)
+    def register(self, host: str, pid: int, evaluator: bool = False) -> Registration:
+        worker_id, seed = self.core.register(host, pid, evaluator)
         return Registration(worker_id, seed, self.core.spec, self.core.incarnation)
 
     def pull(self, worker_id: int, layout: Layout, initial: bytes = b"") -> Weights:
@@ -28,3 +28,7 @@ class InProcessSource:
 
     def leave(self, worker_id: int, reason: str) -> None:
         self.core.leave(worker_id, reason)
+
+    def report_evaluation(self, worker_id: int, version: int, returns: tuple[float, ...],
+                          lengths: tuple[int, ...]) -> bool:
+        return self.core.report_evaluation(worker_id, version, returns, lengths)

@@ -18,6 +18,9 @@ class Observer:
 
     def on_workers(self, connected: int, worker_ids: list[int]) -> None: ...
 
+    def on_evaluation(self, evaluation) -> None:
+        """An evaluator's round was recorded (a ps.core.evaluations.Evaluation)."""
+
     def close(self) -> None: ...
 
     def status_fields(self) -> dict:

@@ -21,7 +21,9 @@ from ps.api.spec import VALUE_BASED, RunSpec
 from ps.config import ServerConfig
 from ps.core import optim
 from ps.core.episodes import EpisodeWindow
+from ps.core.evaluations import EvaluationRecord, check_report, eval_target_reason
 from ps.core.errors import RequestError, expired_worker, invalid, precondition, unknown_worker
+from ps.core.moments import Buffers
 from ps.core.observers import Observer
 from ps.core.staleness import StalenessStats, decide, staleness
 from ps.core.sync import SyncRounds
@@ -49,12 +51,14 @@ class ParameterServer:
         self.layout: Layout | None = None
         self.theta: np.ndarray | None = None      # the one flat float32 parameter buffer
         self.optimizer = None                       # made when the layout is adopted (ps.optim)
+        self.buffers: Buffers | None = None         # the layout's buffers (running moments): never optimized
         self.target: TargetNetwork | None = None   # theta- of the value-based methods (ps/target.py)
         self.version = 0
         self.global_step = 0
         self.workers = WorkerRegistry(config.max_registered_workers)  # live workers; departed ones reaped
         self.staleness = StalenessStats()
         self.episodes = EpisodeWindow()
+        self.evaluations = EvaluationRecord()      # rounds reported by evaluators (ps/core/evaluations.py)
         self.rejected: dict[str, int] = {}
         self.dropped: dict[str, int] = {}          # valid pushes a staleness policy declined, by reason
         self.sync: SyncRounds | None = None        # --sync only (ps/core/sync.py)
@@ -67,23 +71,31 @@ class ParameterServer:
         self.observers: list[Observer] = []
 
     # --- worker calls -------------------------------------------------------------------------
-    def register(self, host: str, pid: int) -> tuple[int, int]:
-        """May run concurrently. Returns (worker_id, seed)."""
+    def register(self, host: str, pid: int, evaluator: bool = False) -> tuple[int, int]:
+        """May run concurrently. Returns (worker_id, seed). An evaluator joins only a run that evaluates."""
         with self._lock:
+            if evaluator and self.spec.eval_every <= 0:
+                self._count("no_evaluation")
+                raise precondition("no_evaluation", "this run has no evaluation rounds: an evaluator needs "
+                                                    "ps-serve --eval-every SECONDS")
             try:
-                info = self.workers.add(printable(host, 253), pid, lambda wid: derive_seed(self.spec.seed, wid))
+                info = self.workers.add(printable(host, 253), pid, lambda wid: derive_seed(self.spec.seed, wid),
+                                        evaluator)
             except RequestError as err:  # --max-registered-workers live already
                 self._count(err.reason)
                 raise
             # Per-worker optimizer state (rmsprop, momentum-sgd) is made at the worker's first push.
             self._notify_workers()
-        log.info("worker %d registered from %s (pid %d)", info.worker_id, info.host, pid)
+        log.info("%s %d registered from %s (pid %d)", "evaluator" if evaluator else "worker", info.worker_id,
+                 info.host, pid)
         return info.worker_id, info.seed
 
     def pull(self, worker_id: int, layout: Layout, initial: bytes) -> tuple[bytes, int, bool, int]:
         """May run concurrently. Adopts the first offered parameters; later layouts must match."""
         with self._lock:
-            self._known(worker_id)
+            info = self._known(worker_id)
+            if self.layout is None and info.evaluator:  # it waits for a learner's parameters; not a refusal
+                raise precondition("no_parameters", "no parameters yet: the evaluator waits for the first learner")
             if self.layout is None:
                 self._adopt(layout, initial)
                 log.info("adopted layout %s (%d parameters) from worker %d", layout.hash, layout.size, worker_id)
@@ -109,11 +121,16 @@ class ParameterServer:
             check_counts(push.env_steps, push.episode_returns, push.episode_lengths, self._max_env_steps,
                          self._env_steps_why)
             d, norm = decode_gradient(push.gradient, push.dtype, push.shape, self.layout.size)
+            self.buffers.check(push.moments, push.env_steps)
         except Exception as err:
             self._count_locked(getattr(err, "reason", "invalid"))
             raise
         with self._lock:
             info = self._known(push.worker_id)
+            if info.evaluator:
+                self._count("evaluator_push")
+                raise precondition("evaluator_push", f"worker {push.worker_id} registered as an evaluator: "
+                                                     f"it reports evaluations and never pushes")
             if not 0 <= push.base_version <= self.version:
                 self._count("bad_version")
                 raise invalid("bad_version", f"base_version {push.base_version} is outside 0..{self.version} "
@@ -145,6 +162,8 @@ class ParameterServer:
             fused = out is not None and self.target is None and applied and self.sync is None
             if applied and self.sync is None:
                 apply_seconds = self._step(push.worker_id, d, norm, lr, out if fused else None)
+            # Applied or not, the observations were seen: every push's moments count.
+            self.buffers.merge(self.theta, push.moments, out if fused else None)
             if applied and self.target is not None:
                 self.target.maybe_copy(self.theta, self.global_step)
             target = (self.target.reply_for(push.worker_id, push.target_version) if self.target is not None
@@ -174,7 +193,9 @@ class ParameterServer:
         apply_start = time.perf_counter()
         # d is the read-only wire buffer: the clip rides along as a scale instead of a scaled copy.
         scale = optim.clip_scale(self.spec.max_grad_norm, norm)
+        held = self.buffers.hold(self.theta)
         self.optimizer.apply(self.theta, d, lr, worker_id, scale, out)
+        self.buffers.restore(self.theta, held, out)
         self.version += 1
         return time.perf_counter() - apply_start
 
@@ -182,9 +203,38 @@ class ParameterServer:
         """--sync: one update from a round's summed gradient (one optimizer state); (version at apply, lr)."""
         lr = optim.linear_lr(self.spec.lr, self.global_step, self.spec.total_steps)
         optim.clip_by_global_norm(d, self.spec.max_grad_norm, float(np.linalg.norm(d)))
+        held = self.buffers.hold(self.theta)
         self.optimizer.apply(self.theta, d, lr, 0)
+        self.buffers.restore(self.theta, held)
         self.version += 1
         return self.version - 1, lr
+
+    def report_evaluation(self, worker_id: int, version: int, returns, lengths) -> bool:
+        """May run concurrently. Record an evaluator's round (the parameters are not touched); with the
+        target judged on evaluation, a round that reaches it stops the run. Returns stop."""
+        with self._lock:
+            info = self._known(worker_id)
+            if not info.evaluator:
+                self._count("not_evaluator")
+                raise precondition("not_evaluator", f"worker {worker_id} registered as a learner: only a worker "
+                                                    f"registered as an evaluator reports evaluations")
+            try:
+                check_report(version, self.version, returns, lengths)
+            except RequestError as err:
+                self._count(err.reason)
+                raise
+            ev = self.evaluations.add(returns, lengths, version, self.global_step,
+                                      time.monotonic() - self.started_at)
+            self._check_stop()
+            stop = self.stopped.is_set()
+        log.info("evaluation at version %d (T %d): mean %.2f +- %.2f over %d episodes", ev.version,
+                 ev.global_step, ev.mean, ev.std, ev.episodes)
+        for observer in self.observers:
+            try:
+                observer.on_evaluation(ev)
+            except Exception as err:  # noqa: BLE001 - as for pushes: an observer fails alone
+                self.pushlog.faults.record(getattr(observer, "fault_kind", type(observer).__name__), err)
+        return stop
 
     def target_reply(self, worker_id: int) -> tuple[int, bytes]:
         """May run concurrently. (version, parameters) of theta- for a Pull; (0, b"") without one."""
@@ -217,6 +267,7 @@ class ParameterServer:
             self._stop(reason)
 
     def connected_workers(self) -> int:
+        """Live workers, evaluators included (all of them should hear 'stop')."""
         with self._lock:
             return len(self.workers.connected)
 
@@ -256,11 +307,14 @@ class ParameterServer:
                 "steps_to_target": None if self.target_reached_at is None else self.target_reached_at[1],
                 "parameters": self.layout.size if self.layout else 0,
                 "layout_hash": self.layout.hash if self.layout else "",
-                "workers_connected": len(self.workers.connected),
+                "workers_connected": len(self.workers.learners),
+                "evaluators_connected": len(self.workers.connected) - len(self.workers.learners),
                 "workers_departed": self.workers.departed_total,  # "workers" keeps only the last 64 of them
                 "workers": self.workers.summaries(now),
                 "run_spec": json.loads(self.spec.to_json()),
                 "target_network": self.target.status(self.global_step) if self.target is not None else None,
+                "target_on": "eval" if self.spec.target_on_eval else "train",
+                **self.evaluations.status(),
             }
 
     def params_nbytes(self) -> int:
@@ -288,7 +342,8 @@ class ParameterServer:
                     "episodes": self.episodes.state(), "staleness_counts": self.staleness.state(),
                     "rejected": dict(self.rejected), "dropped": dict(self.dropped),
                     "wall_seconds": time.monotonic() - self.started_at,
-                    "target_reached_at": self.target_reached_at, "next_worker_id": self.workers.next_id}
+                    "target_reached_at": self.target_reached_at, "next_worker_id": self.workers.next_id,
+                    "evaluations": self.evaluations.state()}
             if self.target is not None:  # theta- and its version (value-based methods)
                 arrays["target"] = self.target.params.copy()
                 meta["flat_arrays"].append("target")
@@ -299,7 +354,7 @@ class ParameterServer:
         """May run concurrently. Restore a state_dict() (at start, before serving): T, version, lr schedule and statistics continue."""
         arrays, meta = state["arrays"], state["meta"]
         with self._lock:
-            layout = Layout.from_pairs((e["name"], e["shape"]) for e in meta["layout"])
+            layout = Layout.from_dict(meta["layout"])
             self._adopt(layout, arrays["theta"].astype("<f4").tobytes())
             self.optimizer.load_state({k[4:]: v for k, v in arrays.items() if k.startswith("opt.")})
             # per-worker state of the last life's workers: they register again under new ids
@@ -312,6 +367,7 @@ class ParameterServer:
             self.started_at = time.monotonic() - float(meta["wall_seconds"])
             self.target_reached_at = tuple(meta["target_reached_at"]) if meta["target_reached_at"] else None
             self.workers.continue_ids_from(meta["next_worker_id"])  # ids stay unique across restarts
+            self.evaluations.load_state(meta.get("evaluations"))
             if self.target is not None and "target" in arrays:
                 self.target.load(arrays["target"], meta["target"])
             self._check_stop()  # a finished run that restarts stops at once instead of applying more
@@ -370,6 +426,7 @@ class ParameterServer:
             raise invalid("non_finite", "initial parameters contain NaN or Inf")
         self.layout, self.theta = layout, theta
         self.optimizer = optim.make_optimizer(self.spec, theta.size)
+        self.buffers = Buffers(layout)
         if self.spec.algo in VALUE_BASED:
             self.target = TargetNetwork(theta, self.spec.target_update_steps, self.global_step)
         if self.spec.sync:
@@ -387,17 +444,19 @@ class ParameterServer:
         self._notify_workers()
 
     def _notify_workers(self) -> None:
-        connected = [w.worker_id for w in self.workers.connected]
+        connected = [w.worker_id for w in self.workers.learners]
         for observer in self.observers:
             observer.on_workers(len(connected), connected)
 
     def _check_stop(self) -> None:
         mean100 = self.episodes.mean
         target = self.spec.target_return
-        if target is not None and self.episodes.full and mean100 >= target:
+        on_eval = eval_target_reason(self.spec, self.evaluations.latest)
+        if on_eval or (target is not None and not self.spec.target_on_eval and self.episodes.full
+                       and mean100 >= target):
             if self.target_reached_at is None:
                 self.target_reached_at = (time.monotonic() - self.started_at, self.global_step)
-            self._stop(f"mean100 {mean100:.1f} >= target {target:g}")
+            self._stop(on_eval or f"mean100 {mean100:.1f} >= target {target:g}")
         elif self.global_step >= self.spec.total_steps:
             self._stop(f"total steps {self.spec.total_steps} reached")
 
@@ -410,7 +469,7 @@ class ParameterServer:
                 self.sync.release()  # workers waiting in a round hear 'stop'
 
     def _live_ids(self) -> set[int]:
-        return {w.worker_id for w in self.workers.connected}
+        return {w.worker_id for w in self.workers.learners}  # a --sync round never waits for an evaluator
 
     def _count(self, reason: str) -> None:
         self.rejected[reason] = self.rejected.get(reason, 0) + 1

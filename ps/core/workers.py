@@ -33,10 +33,12 @@ class WorkerInfo:
     left_reason: str = ""       # "" while connected and for a worker that timed out
     timed_out: bool = False
     stats: dict = field(default_factory=dict)
+    evaluator: bool = False     # worker-run --evaluator: reports evaluations, never pushes; not a learner
 
     def to_dict(self, now: float) -> dict:
         return {
-            "id": self.worker_id, "host": self.host, "pid": self.pid, "seed": self.seed,
+            "id": self.worker_id, "role": "evaluator" if self.evaluator else "learner",
+            "host": self.host, "pid": self.pid, "seed": self.seed,
             "pushes": self.pushes, "env_steps": self.env_steps, "dropped": self.dropped,
             "mean_staleness": round(self.staleness_sum / (self.pushes - self.dropped), 3)
             if self.pushes > self.dropped else 0.0,
@@ -58,14 +60,14 @@ class WorkerRegistry:
         self._next_id = 1
         self._first_id = 1    # the first id of this incarnation (ids continue across restarts)
 
-    def add(self, host: str, pid: int, seed_for) -> WorkerInfo:
+    def add(self, host: str, pid: int, seed_for, evaluator: bool = False) -> WorkerInfo:
         if len(self.workers) >= self.max_registered:
             raise RequestError("RESOURCE_EXHAUSTED", "too_many_workers",
                                f"{len(self.workers)} workers are registered, the server's "
                                f"--max-registered-workers; try again once some leave or time out")
         worker_id = self._next_id
         self._next_id += 1
-        info = WorkerInfo(worker_id, host, pid, seed_for(worker_id))
+        info = WorkerInfo(worker_id, host, pid, seed_for(worker_id), evaluator=evaluator)
         self.workers[worker_id] = info
         return info
 
@@ -118,4 +120,10 @@ class WorkerRegistry:
 
     @property
     def connected(self) -> list[WorkerInfo]:
+        """Every live worker, evaluators included."""
         return list(self.workers.values())
+
+    @property
+    def learners(self) -> list[WorkerInfo]:
+        """The live workers that push (evaluators only report evaluations)."""
+        return [w for w in self.workers.values() if not w.evaluator]

@@ -71,7 +71,7 @@ def _check_layout(arrays: dict, meta: dict, name: str) -> None:
     statistics non-negative. A NaN or negative statistic would load and turn every parameter into
     NaN one push later."""
     try:
-        layout = Layout.from_pairs((e["name"], e["shape"]) for e in meta["layout"])
+        layout = Layout.from_dict(meta["layout"])
     except (KeyError, TypeError, ValueError):
         raise CheckpointError(f"checkpoint {name} has no readable layout") from None
     if layout.hash != meta.get("layout_hash"):

@@ -22,10 +22,12 @@ from ps.records.checkpoint import CheckpointError
 from ps.api.spec import RunSpec
 from ps.config import ServerConfig
 from ps.core.episodes import EpisodeWindow
+from ps.core.evaluations import EvaluationRecord, eval_target_reason
 
 log = logging.getLogger("ps.resume")
 RECORDS = (checkpoint.DIR_NAME, "pushes.csv", "summary.json")
-STOPPING_FIELDS = ("total_steps", "target_return")  # may change across a restart; the rest defines the run
+# May change across a restart (when and how the run stops, and its evaluation); the rest defines the run.
+STOPPING_FIELDS = ("total_steps", "target_return", "target_on", "eval_every", "eval_episodes", "eval_deterministic")
 
 
 class RunFinished(Exception):
@@ -41,8 +43,13 @@ def finished_reason(spec: RunSpec, meta: dict) -> str | None:
     ParameterServer._check_stop), or None when it has more to do."""
     episodes = EpisodeWindow()
     episodes.load_state(meta["episodes"])
+    evaluations = EvaluationRecord()
+    evaluations.load_state(meta.get("evaluations"))
+    on_eval = eval_target_reason(spec, evaluations.latest)
+    if on_eval:
+        return on_eval
     target = spec.target_return
-    if target is not None and episodes.full and episodes.mean >= target:
+    if target is not None and not spec.target_on_eval and episodes.full and episodes.mean >= target:
         return f"mean100 {episodes.mean:.1f} >= target {target:g}"
     if int(meta["global_step"]) >= spec.total_steps:
         return f"total steps {spec.total_steps} reached"

@@ -17,7 +17,7 @@ import grpc
 from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from ps.api.convert import flat_tensor, layout_from_proto
+from ps.api.convert import flat_tensor, layout_from_proto, moments_from_proto
 from ps.api.framing import WireError, split_tensor
 from ps.api.source import Push
 from ps.api.v1 import parameter_server_pb2 as pb
@@ -113,7 +113,7 @@ class ParameterServerServicer(pb_grpc.ParameterServerServicer):
     @_handle_errors
     def Register(self, request, context):
         self._refuse_if(check_register, request.host, request.pid)
-        worker_id, seed = self.core.register(request.host or context.peer(), request.pid)
+        worker_id, seed = self.core.register(request.host or context.peer(), request.pid, request.evaluator)
         return pb.RegisterReply(worker_id=worker_id, seed=seed, run_spec_json=self.core.spec.to_json(),
                                 incarnation=self.core.incarnation)
 
@@ -142,7 +142,7 @@ class ParameterServerServicer(pb_grpc.ParameterServerServicer):
         self._refuse_if(check_stats, request.stats)
         push = Push(request.worker_id, request.base_version, data, request.env_steps, gradient.dtype or "float32",
                     tuple(gradient.shape), tuple(request.episode_returns), tuple(request.episode_lengths),
-                    dict(request.stats), request.target_version)
+                    dict(request.stats), request.target_version, moments_from_proto(request.moments))
         reply = PushReplyBuffer(self.core.params_nbytes())
         return reply.finish(self.core.push(push, out=reply.params))
 
@@ -155,6 +155,13 @@ class ParameterServerServicer(pb_grpc.ParameterServerServicer):
     @_handle_errors
     def Status(self, request, context):
         return pb.StatusReply(status_json=json.dumps(self.core.status()))
+
+    @_handle_errors
+    def ReportEvaluation(self, request, context):
+        self.core.check_incarnation(request.incarnation)
+        stop = self.core.report_evaluation(request.worker_id, request.version, tuple(request.returns),
+                                           tuple(request.lengths))
+        return pb.ReportEvaluationReply(stop=stop)
 
 
 def _method_handlers(servicer: ParameterServerServicer, gate: RequestGate,

@@ -54,6 +54,10 @@ class PrometheusMetrics(Observer):
         self.disk_faults = Counter("a3c_ps_disk_faults_total",
                                    "Failed writes of the run's records (a full disk ...), by kind; training goes on.",
                                    ["kind"], registry=r)
+        self.eval_return = Gauge("a3c_ps_eval_return_mean", "Mean return of the latest evaluation round.", registry=r)
+        self.eval_version = Gauge("a3c_ps_eval_version", "Parameter version the latest evaluation round played.",
+                                  registry=r)
+        self.evaluations = Counter("a3c_ps_evaluations_total", "Evaluation rounds reported by evaluators.", registry=r)
         self._per_worker = (self.worker_pushes, self.worker_env_steps, self.worker_staleness)
         self._connected: set[int] = set()
         self._staleness_sums: dict[int, tuple[int, int]] = {}   # worker id -> (sum, count)
@@ -88,6 +92,11 @@ class PrometheusMetrics(Observer):
                 total, count = total + event.staleness, count + 1
                 self._staleness_sums[push.worker_id] = (total, count)
                 self.worker_staleness.labels(label).set(total / count)
+
+    def on_evaluation(self, evaluation) -> None:
+        self.eval_return.set(evaluation.mean)
+        self.eval_version.set(evaluation.version)
+        self.evaluations.inc()
 
     def on_disk_fault(self, kind: str, count: int = 1) -> None:
         """A DiskFaults listener (ps/records/faults.py)."""

@@ -18,7 +18,8 @@ def progress_line(status: dict, prev: dict | None, dt: float) -> str:
     st = status["staleness"]
     return (f"T={steps:>9,} ({100 * steps / status['total_steps']:4.1f}%)  {sps:8,.0f} steps/s  "
             f"mean100={'   -  ' if m is None else f'{m:6.1f}'}  updates={updates:,} ({ups:,.0f}/s)  "
-            f"staleness p50/p99={st['p50']}/{st['p99']}  workers={status['workers_connected']}")
+            f"staleness p50/p99={st['p50']}/{st['p99']}  workers={status['workers_connected']}"
+            + (f"  eval={status['eval_mean']:.1f}" if status.get("eval_mean") is not None else ""))
 
 
 def summary_lines(summary: dict) -> list[str]:
@@ -33,6 +34,10 @@ def summary_lines(summary: dict) -> list[str]:
            if summary.get("solved") else ""),
         f"  staleness p50 {st['p50']}, p90 {st['p90']}, p99 {st['p99']}, max {st['max']}",
     ]
+    if summary.get("eval_mean") is not None:
+        lines.append(f"  eval return {summary['eval_mean']:.1f} +- {summary['eval_std']:.1f} over "
+                     f"{summary['eval_episodes']} episodes at version {summary['eval_version']:,} "
+                     f"(best {summary['best_eval_mean']:.1f}, {summary['evaluations']:,} rounds)")
     if summary.get("dropped"):
         lines.append("  dropped by the staleness bound: "
                      + ", ".join(f"{n:,} ({reason})" for reason, n in summary["dropped"].items()))
@@ -43,6 +48,9 @@ def summary_lines(summary: dict) -> list[str]:
         lines.append(f"  target network: version {t['version']} ({t['copies']:,} copies, every "
                      f"{t['update_steps']:,} steps), age {t['age_steps']:,} steps, sent {t['sends_total']:,} times")
     for w in summary["workers"]:
+        if w.get("role") == "evaluator":
+            lines.append(f"  evaluator {w['id']} on {w['host']}")
+            continue
         lines.append(f"  worker {w['id']} on {w['host']}: {w['pushes']:,} pushes, {w['env_steps']:,} env steps, "
                      f"mean staleness {w['mean_staleness']}"
                      + (f", epsilon {w['epsilon']:g}" if "epsilon" in w else ""))

@@ -1,7 +1,8 @@
 """TensorBoard event files under <run-dir>/tb/, written by the server (no torch, no TensorFlow).
 
 Episodes are written as they finish (charts/episode_return, charts/episode_length,
-charts/mean100_return, step = global step T). Per-push figures are aggregated over a short
+charts/mean100_return, step = global step T), and so are evaluation rounds (charts/eval_return, the
+round's mean, and charts/eval_return_std, at the T they were recorded). Per-push figures are aggregated over a short
 interval so the file grows with time, not with the push rate: losses/* (the mean of the loss
 terms workers send in each push's `stats`), charts/staleness_p50 and _p99, charts/learning_rate,
 charts/steps_per_second and charts/updates_per_second.
@@ -156,6 +157,17 @@ class TensorBoardWriter(Observer):
         now = self._clock()
         if now - self._interval.start >= self._interval_seconds:
             self._write_interval(now)
+
+    def on_evaluation(self, evaluation) -> None:
+        with self._lock:
+            if self._writer is None:
+                return  # closed or failed: the next push reopens it
+            try:
+                now = time.time()
+                self._scalar("charts/eval_return", evaluation.mean, evaluation.global_step, now)
+                self._scalar("charts/eval_return_std", evaluation.std, evaluation.global_step, now)
+            except Exception as err:  # noqa: BLE001 - never into the server's call
+                self._failed(err)
 
     def close(self) -> None:
         """Write the last interval and close the file. Never raises."""

@@ -79,12 +79,24 @@ def workers_table(status: dict) -> Table:
         table.add_column("epsilon", justify="right")
     for w in workers:
         seen = f"{w['last_seen_seconds']:.1f} s ago" if w.get("connected", True) else f"left ({w.get('left_reason') or 'timed out'})"
-        row = [str(w["id"]), w["host"], seen, f"{w['pushes']:,}", f"{w['env_steps']:,}", f"{w['mean_staleness']:.2f}"]
+        host = w["host"] + (" (evaluator)" if w.get("role") == "evaluator" else "")
+        row = [str(w["id"]), host, seen, f"{w['pushes']:,}", f"{w['env_steps']:,}", f"{w['mean_staleness']:.2f}"]
         if with_epsilon:
             eps = w.get("stats", {}).get("epsilon")
             row.append("-" if eps is None else f"{eps:.3f}")
         table.add_row(*row)
     return table
+
+
+def eval_lines(status: dict) -> list[str]:
+    """The latest evaluation round, with --eval-every (worker-run --evaluator)."""
+    if not status.get("run_spec", {}).get("eval_every"):
+        return []
+    if status.get("eval_mean") is None:
+        return [f"eval  no round yet   ({status.get('evaluators_connected', 0)} evaluators connected)"]
+    return [f"eval  mean {status['eval_mean']:.1f} +- {status['eval_std']:.1f} over {status['eval_episodes']} episodes "
+            f"at version {status['eval_version']:,} (T {status['eval_steps']:,})   best {status['best_eval_mean']:.1f}   "
+            f"rounds {status['evaluations']:,}   target judged on {status.get('target_on', 'train')}"]
 
 
 def render(status: dict, address: str = ""):
@@ -100,6 +112,7 @@ def render(status: dict, address: str = ""):
         f"{status.get('updates_per_second', 0):,.1f} updates/s   (last {status.get('rate_window_seconds', 10):g} s)",
         f"return  mean100 {'-' if m is None else f'{m:.1f}'}   best mean100 {'-' if best is None else f'{best:.1f}'}   "
         f"episodes {status.get('episodes', 0):,}",
+        *eval_lines(status),
         *staleness_lines(status["staleness"]),
     ]
     if status.get("rejected"):

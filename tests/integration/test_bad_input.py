@@ -301,3 +301,16 @@ def test_ps_serve_refuses_bad_configuration_in_one_line(tmp_path, args, words):
     assert out.returncode == 2
     assert words in out.stderr and "Traceback" not in out.stderr
     assert out.stderr.strip().splitlines()[-1].startswith("ps-serve: error:")
+
+
+def test_moments_naming_no_buffer_of_the_layout_are_refused_in_one_line(joined):
+    stub, wid = joined
+    before, version = _params_hash(stub, wid)
+    with pytest.raises(grpc.RpcError) as err:
+        stub.Push(pb.PushRequest(incarnation=INC, worker_id=wid, base_version=version, env_steps=5,
+                                 gradients=pb.Tensor(data=np.ones(N, np.float32).tobytes(), shape=[N], dtype="float32"),
+                                 moments=[pb.Moments(name="obs_norm", count=5, mean=[0.0] * 4, m2=[1.0] * 4)]),
+                  timeout=5)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "\n" not in err.value.details()
+    assert "name no buffers" in err.value.details()
+    assert _params_hash(stub, wid) == (before, version)

@@ -71,7 +71,8 @@ def _q_agent(algo):
     from worker.agents import make_agent
     from worker.envs import EnvBatch
     spec = SimpleNamespace(algo=algo, env_id="CartPole-v1", t_max=5, async_update_steps=5, gamma=0.9,
-                           epsilon_anneal_steps=100, hidden_size=16, hidden_layers=1, network="mlp", lstm=False)
+                           epsilon_anneal_steps=100, hidden_size=16, hidden_layers=1, network="mlp", lstm=False,
+                           normalize_obs=False, normalize_reward=False)
     envs = EnvBatch("CartPole-v1", 3, seed=11)
     torch.set_num_threads(1)
     return make_agent(spec, envs, 11), envs

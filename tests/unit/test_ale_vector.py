@@ -101,5 +101,6 @@ def test_atari_runs_take_the_vector_env_unless_told_otherwise():
     fast = make_env_batch(resolve_spec({"env_id": PONG, "envs_per_worker": 2}), seed=0)
     slow = make_env_batch(resolve_spec({"env_id": PONG, "envs_per_worker": 2, "ale_vector": False}), seed=0)
     assert isinstance(fast, AleVectorBatch) and isinstance(slow, EnvBatch) and len(fast) == len(slow) == 2
+    assert fast.take_moments() == slow.take_moments() == ()  # nothing to normalise here
     fast.close()
     slow.close()

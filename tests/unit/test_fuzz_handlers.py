@@ -30,7 +30,7 @@ MUTANTS = 3           # ... each also sent as this many byte-mutated copies (che
 EXAMPLES = 105        # 105 x 25 x (1 + 3) = 10,500 in-process inputs
 RAW_OVER_GRPC = 300   # plus this many through real gRPC
 METHODS = {"Register": pb.RegisterRequest, "Pull": pb.PullRequest, "Push": pb.PushRequest,
-           "Leave": pb.LeaveRequest, "Status": pb.StatusRequest}
+           "Leave": pb.LeaveRequest, "Status": pb.StatusRequest, "ReportEvaluation": pb.ReportEvaluationRequest}
 
 
 class Aborted(Exception):
@@ -56,10 +56,11 @@ class Target:
     """A served core with parameters, and a fingerprint of everything a push may change."""
 
     def __init__(self, run_dir):
-        self.core = ParameterServer(RunSpec(total_steps=10**12, target_return=None),
+        self.core = ParameterServer(RunSpec(total_steps=10**12, target_return=None, eval_every=1.0),
                                     ServerConfig(run_dir=str(run_dir), max_message_bytes=4 * 1024 * 1024))
         self.servicer = ParameterServerServicer(self.core)
         self.wid, _ = self.core.register("fuzz", 1)
+        self.evaluator, _ = self.core.register("fuzz", 2, evaluator=True)
         self.core.pull(self.wid, LAYOUT, np.linspace(-1, 1, N, dtype=np.float32).tobytes())
         self.inputs = self.accepted = 0
 
@@ -70,9 +71,11 @@ class Target:
     def rejoin(self) -> None:
         """A fuzzed Leave may have reaped the fuzz worker (its id is then gone): put it back under the
         same id, which the strategies were built with, so valid pushes keep being applied."""
-        if self.wid not in self.core.workers.workers:
-            with self.core._lock:
+        with self.core._lock:
+            if self.wid not in self.core.workers.workers:
                 self.core.workers.workers[self.wid] = WorkerInfo(self.wid, "fuzz", 1, 0)
+            if self.evaluator not in self.core.workers.workers:
+                self.core.workers.workers[self.evaluator] = WorkerInfo(self.evaluator, "fuzz", 2, 0, evaluator=True)
 
     def handle(self, method: str, request) -> None:
         """One input through the handler; a refusal must leave the fingerprint as it was, and the
@@ -85,6 +88,8 @@ class Target:
         try:
             _in_pool(getattr(self.servicer, method))(request, Context())  # as the threaded handlers run
             self.accepted += 1
+            if method == "ReportEvaluation":  # an evaluation, even a recorded one, changes no parameter
+                assert self.fingerprint() == before
         except Aborted as err:
             assert err.code != grpc.StatusCode.INTERNAL, f"{method} crashed on {request!r:.300}: {err.details}"
             assert "\n" not in err.details
@@ -128,11 +133,11 @@ layouts = st.one_of(st.just(layout_to_proto(LAYOUT)), st.builds(
 
 
 def messages(wid_and_incarnation):
-    wid, inc = wid_and_incarnation
+    wid, inc, evaluator = wid_and_incarnation
     wids = st.one_of(st.just(wid), int64)
     incs = st.sampled_from(["", inc, "0ld"])
     return st.one_of(
-        st.tuples(st.just("Register"), st.builds(pb.RegisterRequest, host=text, pid=int64)),
+        st.tuples(st.just("Register"), st.builds(pb.RegisterRequest, host=text, pid=int64, evaluator=st.booleans())),
         st.tuples(st.just("Pull"), st.builds(pb.PullRequest, worker_id=wids, layout=layouts,
                                              initial_params=tensors(), incarnation=incs)),
         st.tuples(st.just("Push"), st.builds(
@@ -142,6 +147,13 @@ def messages(wid_and_incarnation):
             target_version=int64, incarnation=incs)),
         st.tuples(st.just("Leave"), st.builds(pb.LeaveRequest, worker_id=int64, reason=text, incarnation=incs)),
         st.tuples(st.just("Status"), st.just(pb.StatusRequest())),
+        st.tuples(st.just("ReportEvaluation"), st.builds(
+            pb.ReportEvaluationRequest, worker_id=st.one_of(st.just(evaluator), wids), incarnation=incs,
+            version=st.one_of(st.integers(0, 3), int64), returns=st.lists(floats, max_size=3),
+            lengths=st.lists(int64, max_size=3))),
+        st.tuples(st.just("ReportEvaluation"), st.builds(  # well-formed, so some are recorded
+            pb.ReportEvaluationRequest, worker_id=st.just(evaluator), incarnation=st.just(inc), version=st.just(0),
+            returns=st.lists(st.floats(-1e3, 1e3), min_size=2, max_size=2), lengths=st.just([5, 6]))),
     )
 
 
@@ -171,7 +183,7 @@ def mutated(draw, wid, inc):
 def inputs(target):
     key = (target.wid, target.core.incarnation)
     drawn = st.one_of(
-        messages(key).map(lambda m: ("msg", *m)),
+        messages((*key, target.evaluator)).map(lambda m: ("msg", *m)),
         mutated(*key).map(lambda m: ("bytes", *m)),
         st.tuples(st.just("bytes"), st.sampled_from(list(METHODS)), st.binary(max_size=120)),
     )
@@ -214,6 +226,7 @@ def test_ten_thousand_hostile_inputs_never_crash_a_handler_nor_touch_parameters_
     assert 0 < target.accepted < target.inputs and target.core.version > 0  # both paths, pushes applied too
     assert np.isfinite(target.core.theta).all()
     assert target.core.status()["rejected"]  # refusals were counted
+    assert target.core.evaluations.rounds > 0  # some reports were well-formed, and recorded
     json.dumps(target.core.status(), allow_nan=False)
 
 

@@ -72,3 +72,26 @@ def test_entropy_bonus_widens_the_gaussian():
     loss = a3c_gaussian_loss(torch.zeros(1, 1), var, torch.zeros(1), torch.zeros(1, 1), torch.zeros(1), 0.1, 0.5)
     loss.total.backward()
     assert var.grad.item() == pytest.approx(-0.1 * 0.5)  # d(-beta * 1/2 log var)/dvar at var = 1
+
+
+def test_the_parameter_std_head_does_not_depend_on_the_state_and_learns():
+    from worker.networks.heads import LogStdGaussianHead
+    head = LogStdGaussianHead(4, 2, log_std_init=-1.0)
+    mean, var = head(torch.randn(5, 4))
+    assert mean.shape == var.shape == (5, 2)
+    assert torch.allclose(var, torch.full((5, 2), math.exp(-2.0)), atol=2e-4)  # sigma^2 = exp(2 log sigma)
+    loss = a3c_gaussian_loss(mean, var, torch.zeros(5), torch.ones(5, 2), torch.ones(5), 0.01, 0.5)
+    loss.total.backward()
+    assert head.log_std.grad is not None and head.log_std.grad.abs().sum() > 0
+
+
+def test_normalized_advantages_change_the_policy_term_only():
+    mean, var = torch.zeros(4, 1, requires_grad=True), torch.ones(4, 1)
+    actions, values = torch.tensor([[1.0], [-1.0], [0.5], [0.0]]), torch.zeros(4)
+    returns = torch.tensor([10.0, 20.0, 30.0, 40.0])
+    plain = a3c_gaussian_loss(mean, var, values, actions, returns, 0.0, 0.5)
+    scaled = a3c_gaussian_loss(mean, var, values, actions, returns, 0.0, 0.5, normalize_advantage=True)
+    assert scaled.value_loss == plain.value_loss
+    adv = (returns - returns.mean()) / returns.std()
+    expected = -(gaussian_log_prob(actions, mean, var) * adv).sum().item()
+    assert scaled.policy_loss == pytest.approx(expected, rel=1e-5) and scaled.policy_loss != plain.policy_loss

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from worker.algorithms.returns import n_step_returns
+from worker.algorithms.returns import gae_advantages, n_step_returns
 
 G = 0.9
 
@@ -49,3 +49,40 @@ def test_gamma_extremes(gamma):
     out = n_step_returns(r, none, none, np.zeros((2, 1)), np.array([1.0]), gamma)
     expected = [1.0, 1.0] if gamma == 0.0 else [3.0, 2.0]
     np.testing.assert_allclose(out[:, 0], expected)
+
+
+def _rollout(seed: int, T: int = 6, K: int = 3):
+    rng = np.random.default_rng(seed)
+    r = rng.normal(size=(T, K)).astype(np.float32)
+    v = rng.normal(size=(T, K)).astype(np.float32)
+    term = rng.random((T, K)) < 0.2
+    trunc = ~term & (rng.random((T, K)) < 0.2)
+    return r, v, term, trunc, rng.normal(size=(T, K)).astype(np.float32), rng.normal(size=K).astype(np.float32)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_gae_with_lambda_one_is_the_n_step_return_minus_the_value(seed):
+    r, v, term, trunc, tv, boot = _rollout(seed)
+    got = gae_advantages(r, v, term, trunc, tv, boot, G, 1.0)
+    np.testing.assert_allclose(got, n_step_returns(r, term, trunc, tv, boot, G) - v, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_gae_with_lambda_zero_is_the_one_step_td_error(seed):
+    r, v, term, trunc, tv, boot = _rollout(seed)
+    following = np.concatenate([v[1:], boot[None]], axis=0)
+    following = np.where(term, 0.0, np.where(trunc, tv, following))
+    np.testing.assert_allclose(gae_advantages(r, v, term, trunc, tv, boot, G, 0.0), r + G * following - v,
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_gae_by_hand_across_an_episode_end():
+    r = np.array([[1.0], [2.0], [3.0]], dtype=np.float32)
+    v = np.array([[0.5], [1.0], [2.0]], dtype=np.float32)
+    term = np.array([[False], [True], [False]])
+    none = np.zeros((3, 1), dtype=bool)
+    got = gae_advantages(r, v, term, none, np.zeros((3, 1)), np.array([4.0]), G, 0.5)
+    a2 = 3 + G * 4 - 2            # 4.6
+    a1 = 2 - 1.0                  # terminal: nothing after it, and A2 is not carried back
+    a0 = (1 + G * 1.0 - 0.5) + G * 0.5 * a1
+    np.testing.assert_allclose(got[:, 0], [a0, a1, a2], rtol=1e-6)

@@ -11,10 +11,11 @@ import torch
 from gymnasium import spaces
 
 from ..algorithms.a3c import a3c_gaussian_loss, a3c_loss
-from ..algorithms.returns import n_step_returns
+from ..algorithms.returns import gae_advantages, n_step_returns
 from ..algorithms.sampling import most_likely, sample_categorical, sample_gaussian
 from ..networks import FlatParams, build_policy_value_net
 from ..networks.recurrent import reset_state, row, stack_rows
+from ..normalize import normalization_buffers
 
 
 class A3CAgent:
@@ -27,7 +28,7 @@ class A3CAgent:
         self.rng = np.random.default_rng(seed)
         torch.manual_seed(seed)
         self.model = build_policy_value_net(spec, envs.observation_space, envs.action_space)
-        self.flat = FlatParams(self.model)
+        self.flat = FlatParams(self.model, normalization_buffers(spec, envs.observation_space))
         self.continuous = isinstance(envs.action_space, spaces.Box)
         T, K = spec.t_max, len(envs)
         obs_shape = envs.observation_space.shape
@@ -37,6 +38,7 @@ class A3CAgent:
         else:
             self.actions = np.zeros((T, K), dtype=np.int64)
         self.rewards = np.zeros((T, K), dtype=np.float32)
+        self.values = np.zeros((T, K), dtype=np.float32)  # V(s_t) while acting, for GAE
         self.terminated = np.zeros((T, K), dtype=bool)
         self.truncated = np.zeros((T, K), dtype=bool)
         self.truncation_values = np.zeros((T, K), dtype=np.float32)
@@ -57,7 +59,8 @@ class A3CAgent:
             for t in range(T):
                 obs_t = torch.from_numpy(envs.obs)
                 self.obs[t].copy_(obs_t)
-                policy, _, state = self.model.step(obs_t, state)
+                policy, values, state = self.model.step(obs_t, state)
+                self.values[t] = values.numpy()
                 actions = self._sample(policy)
                 self.actions[t] = actions
                 r, term, trunc, final_obs = envs.step(actions)
@@ -68,8 +71,7 @@ class A3CAgent:
             if cut:
                 self._truncation_values(cut)
         self.state = state
-        returns = n_step_returns(self.rewards, self.terminated, self.truncated, self.truncation_values,
-                                 bootstrap.numpy(), self.spec.gamma)
+        returns = self._returns(bootstrap.numpy())
         self.flat.zero_grads()
         dones = torch.from_numpy(self.terminated | self.truncated)
         policy, values = self.model.unroll(self.obs, start_state, dones)
@@ -78,6 +80,16 @@ class A3CAgent:
         n = T * K
         return n, {"policy_loss": loss.policy_loss / n, "value_loss": loss.value_loss / n,
                    "entropy": loss.entropy / n}
+
+    def _returns(self, bootstrap: np.ndarray) -> np.ndarray:
+        """The value targets R_t [T, K]: the paper's n-step returns, or with gae_lambda < 1 the GAE
+        advantages plus V(s_t), so that R_t - V(s_t) in the loss is the GAE advantage."""
+        spec = self.spec
+        if spec.gae_lambda >= 1.0:
+            return n_step_returns(self.rewards, self.terminated, self.truncated, self.truncation_values,
+                                  bootstrap, spec.gamma)
+        return gae_advantages(self.rewards, self.values, self.terminated, self.truncated, self.truncation_values,
+                              bootstrap, spec.gamma, spec.gae_lambda) + self.values
 
     def play_step(self, envs, deterministic: bool) -> None:
         with torch.inference_mode():
@@ -98,11 +110,12 @@ class A3CAgent:
         return sample_categorical(policy, self.rng)
 
     def _loss(self, policy, values: torch.Tensor, returns: torch.Tensor):
-        beta, value_coef = self.spec.entropy_beta, self.spec.value_coef
+        spec = self.spec
+        weights = (spec.entropy_beta, spec.value_coef, spec.normalize_advantage)
         if self.continuous:
             actions = torch.from_numpy(self.actions.reshape(-1, self.actions.shape[-1]))
-            return a3c_gaussian_loss(*policy, values, actions, returns, beta, value_coef)
-        return a3c_loss(policy, values, torch.from_numpy(self.actions.reshape(-1)), returns, beta, value_coef)
+            return a3c_gaussian_loss(*policy, values, actions, returns, *weights)
+        return a3c_loss(policy, values, torch.from_numpy(self.actions.reshape(-1)), returns, *weights)
 
     def _truncation_values(self, cut) -> None:
         """V(s_final) of episodes cut by a time limit, from each env's state before its reset."""

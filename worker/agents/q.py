@@ -15,6 +15,7 @@ from ..algorithms.q_learning import (draw_final_epsilon, epsilon_at, n_step_q_ta
 from ..algorithms.sampling import epsilon_greedy
 from .base import EVAL_EPSILON
 from ..networks import FlatParams, build_q_network
+from ..normalize import normalization_buffers
 
 
 class QAgent:
@@ -25,9 +26,10 @@ class QAgent:
         self.rng = np.random.default_rng(seed)
         torch.manual_seed(seed)
         self.model = build_q_network(spec, envs.observation_space, envs.action_space)
-        self.flat = FlatParams(self.model)
+        buffers = normalization_buffers(spec, envs.observation_space)  # theta- carries them too
+        self.flat = FlatParams(self.model, buffers)
         self.target_model = build_q_network(spec, envs.observation_space, envs.action_space)
-        self.target = FlatParams(self.target_model)
+        self.target = FlatParams(self.target_model, buffers)
         self.target.load(self.flat.values_bytes())  # theta- = theta until the server sends its own
         self.target_version = 0   # 0: none received yet (the server's versions start at 1)
         self.target_fetches = 0   # times theta- arrived from the server

@@ -10,7 +10,7 @@ import numpy as np
 from gymnasium import spaces
 
 from .flat import FlatParams
-from .heads import GaussianHead, q_head, softmax_head
+from .heads import GaussianHead, LogStdGaussianHead, q_head, softmax_head
 from .nets import PolicyValueNet, QNetwork
 from .recurrent import reset_state
 from .torsos import build_torso, choose_network, flat_mlp
@@ -30,6 +30,9 @@ def build_policy_value_net(spec, observation_space, action_space) -> PolicyValue
     v_torso = flat_mlp(shape, spec.hidden_size, spec.hidden_layers) if kind == "mlp" and not spec.lstm else None
     if isinstance(action_space, spaces.Box):
         dims = int(np.prod(action_space.shape))
+        if spec.gaussian_std == "parameter":
+            return PolicyValueNet(torso, features, lambda n: LogStdGaussianHead(n, dims, spec.log_std_init),
+                                  spec.lstm, v_torso)
         return PolicyValueNet(torso, features, lambda n: GaussianHead(n, dims), spec.lstm, v_torso)
     actions = int(action_space.n)
     return PolicyValueNet(torso, features, lambda n: softmax_head(n, actions), spec.lstm, v_torso)

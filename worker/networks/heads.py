@@ -31,6 +31,22 @@ class GaussianHead(nn.Module):
         return self.mean(h), F.softplus(self.var(h)) + MIN_VARIANCE
 
 
+class LogStdGaussianHead(nn.Module):
+    """A linear mean and a learned log-std per action dimension that does not depend on the state:
+    exploration shrinks only as the policy gradient asks, not with the features (PPO/A2C practice)."""
+
+    def __init__(self, features: int, dims: int, log_std_init: float) -> None:
+        super().__init__()
+        self.mean = nn.Linear(features, dims)
+        self.log_std = nn.Parameter(torch.full((dims,), float(log_std_init)))
+        nn.init.orthogonal_(self.mean.weight, gain=0.01)
+        nn.init.zeros_(self.mean.bias)
+
+    def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean = self.mean(h)
+        return mean, (2.0 * self.log_std).exp().expand_as(mean) + MIN_VARIANCE
+
+
 def value_head(features: int) -> nn.Linear:
     """V(s): one linear output (squeezed by the network)."""
     return nn.Linear(features, 1)

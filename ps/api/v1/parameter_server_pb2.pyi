@@ -17,12 +17,14 @@ class Tensor(_message.Message):
     def __init__(self, data: _Optional[bytes] = ..., shape: _Optional[_Iterable[int]] = ..., dtype: _Optional[str] = ...) -> None: ...
 
 class TensorSpec(_message.Message):
-    __slots__ = ("name", "shape")
+    __slots__ = ("name", "shape", "buffer")
     NAME_FIELD_NUMBER: _ClassVar[int]
     SHAPE_FIELD_NUMBER: _ClassVar[int]
+    BUFFER_FIELD_NUMBER: _ClassVar[int]
     name: str
     shape: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, name: _Optional[str] = ..., shape: _Optional[_Iterable[int]] = ...) -> None: ...
+    buffer: bool
+    def __init__(self, name: _Optional[str] = ..., shape: _Optional[_Iterable[int]] = ..., buffer: _Optional[bool] = ...) -> None: ...
 
 class Layout(_message.Message):
     __slots__ = ("tensors", "hash")
@@ -33,12 +35,14 @@ class Layout(_message.Message):
     def __init__(self, tensors: _Optional[_Iterable[_Union[TensorSpec, _Mapping]]] = ..., hash: _Optional[str] = ...) -> None: ...
 
 class RegisterRequest(_message.Message):
-    __slots__ = ("host", "pid")
+    __slots__ = ("host", "pid", "evaluator")
     HOST_FIELD_NUMBER: _ClassVar[int]
     PID_FIELD_NUMBER: _ClassVar[int]
+    EVALUATOR_FIELD_NUMBER: _ClassVar[int]
     host: str
     pid: int
-    def __init__(self, host: _Optional[str] = ..., pid: _Optional[int] = ...) -> None: ...
+    evaluator: bool
+    def __init__(self, host: _Optional[str] = ..., pid: _Optional[int] = ..., evaluator: _Optional[bool] = ...) -> None: ...
 
 class RegisterReply(_message.Message):
     __slots__ = ("worker_id", "seed", "run_spec_json", "incarnation")
@@ -81,7 +85,7 @@ class PullReply(_message.Message):
     def __init__(self, params: _Optional[_Union[Tensor, _Mapping]] = ..., version: _Optional[int] = ..., target_params: _Optional[_Union[Tensor, _Mapping]] = ..., target_version: _Optional[int] = ..., stop: _Optional[bool] = ..., global_step: _Optional[int] = ...) -> None: ...
 
 class PushRequest(_message.Message):
-    __slots__ = ("worker_id", "base_version", "gradients", "env_steps", "episode_returns", "episode_lengths", "stats", "target_version", "incarnation")
+    __slots__ = ("worker_id", "base_version", "gradients", "env_steps", "episode_returns", "episode_lengths", "stats", "target_version", "incarnation", "moments")
     class StatsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -98,6 +102,7 @@ class PushRequest(_message.Message):
     STATS_FIELD_NUMBER: _ClassVar[int]
     TARGET_VERSION_FIELD_NUMBER: _ClassVar[int]
     INCARNATION_FIELD_NUMBER: _ClassVar[int]
+    MOMENTS_FIELD_NUMBER: _ClassVar[int]
     worker_id: int
     base_version: int
     gradients: Tensor
@@ -107,7 +112,20 @@ class PushRequest(_message.Message):
     stats: _containers.ScalarMap[str, float]
     target_version: int
     incarnation: str
-    def __init__(self, worker_id: _Optional[int] = ..., base_version: _Optional[int] = ..., gradients: _Optional[_Union[Tensor, _Mapping]] = ..., env_steps: _Optional[int] = ..., episode_returns: _Optional[_Iterable[float]] = ..., episode_lengths: _Optional[_Iterable[int]] = ..., stats: _Optional[_Mapping[str, float]] = ..., target_version: _Optional[int] = ..., incarnation: _Optional[str] = ...) -> None: ...
+    moments: _containers.RepeatedCompositeFieldContainer[Moments]
+    def __init__(self, worker_id: _Optional[int] = ..., base_version: _Optional[int] = ..., gradients: _Optional[_Union[Tensor, _Mapping]] = ..., env_steps: _Optional[int] = ..., episode_returns: _Optional[_Iterable[float]] = ..., episode_lengths: _Optional[_Iterable[int]] = ..., stats: _Optional[_Mapping[str, float]] = ..., target_version: _Optional[int] = ..., incarnation: _Optional[str] = ..., moments: _Optional[_Iterable[_Union[Moments, _Mapping]]] = ...) -> None: ...
+
+class Moments(_message.Message):
+    __slots__ = ("name", "count", "mean", "m2")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    MEAN_FIELD_NUMBER: _ClassVar[int]
+    M2_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    count: float
+    mean: _containers.RepeatedScalarFieldContainer[float]
+    m2: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, name: _Optional[str] = ..., count: _Optional[float] = ..., mean: _Optional[_Iterable[float]] = ..., m2: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class PushReply(_message.Message):
     __slots__ = ("applied", "dropped_reason", "version", "params", "staleness", "stop", "global_step", "target_version", "target_params", "learning_rate", "padding")
@@ -158,3 +176,23 @@ class StatusReply(_message.Message):
     STATUS_JSON_FIELD_NUMBER: _ClassVar[int]
     status_json: str
     def __init__(self, status_json: _Optional[str] = ...) -> None: ...
+
+class ReportEvaluationRequest(_message.Message):
+    __slots__ = ("worker_id", "incarnation", "version", "returns", "lengths")
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    INCARNATION_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    RETURNS_FIELD_NUMBER: _ClassVar[int]
+    LENGTHS_FIELD_NUMBER: _ClassVar[int]
+    worker_id: int
+    incarnation: str
+    version: int
+    returns: _containers.RepeatedScalarFieldContainer[float]
+    lengths: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, worker_id: _Optional[int] = ..., incarnation: _Optional[str] = ..., version: _Optional[int] = ..., returns: _Optional[_Iterable[float]] = ..., lengths: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class ReportEvaluationReply(_message.Message):
+    __slots__ = ("stop",)
+    STOP_FIELD_NUMBER: _ClassVar[int]
+    stop: bool
+    def __init__(self, stop: _Optional[bool] = ...) -> None: ...

@@ -59,6 +59,11 @@ class ParameterServerStub:
                 request_serializer=ps_dot_api_dot_v1_dot_parameter__server__pb2.StatusRequest.SerializeToString,
                 response_deserializer=ps_dot_api_dot_v1_dot_parameter__server__pb2.StatusReply.FromString,
                 _registered_method=True)
+        self.ReportEvaluation = channel.unary_unary(
+                '/a3c.ps.v1.ParameterServer/ReportEvaluation',
+                request_serializer=ps_dot_api_dot_v1_dot_parameter__server__pb2.ReportEvaluationRequest.SerializeToString,
+                response_deserializer=ps_dot_api_dot_v1_dot_parameter__server__pb2.ReportEvaluationReply.FromString,
+                _registered_method=True)
 
 
 class ParameterServerServicer:
@@ -94,6 +99,12 @@ class ParameterServerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReportEvaluation(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ParameterServerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -121,6 +132,11 @@ def add_ParameterServerServicer_to_server(servicer, server):
                     servicer.Status,
                     request_deserializer=ps_dot_api_dot_v1_dot_parameter__server__pb2.StatusRequest.FromString,
                     response_serializer=ps_dot_api_dot_v1_dot_parameter__server__pb2.StatusReply.SerializeToString,
+            ),
+            'ReportEvaluation': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportEvaluation,
+                    request_deserializer=ps_dot_api_dot_v1_dot_parameter__server__pb2.ReportEvaluationRequest.FromString,
+                    response_serializer=ps_dot_api_dot_v1_dot_parameter__server__pb2.ReportEvaluationReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -258,6 +274,33 @@ class ParameterServer:
             '/a3c.ps.v1.ParameterServer/Status',
             ps_dot_api_dot_v1_dot_parameter__server__pb2.StatusRequest.SerializeToString,
             ps_dot_api_dot_v1_dot_parameter__server__pb2.StatusReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReportEvaluation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/a3c.ps.v1.ParameterServer/ReportEvaluation',
+            ps_dot_api_dot_v1_dot_parameter__server__pb2.ReportEvaluationRequest.SerializeToString,
+            ps_dot_api_dot_v1_dot_parameter__server__pb2.ReportEvaluationReply.FromString,
             options,
             channel_credentials,
             insecure,
