@@ -12,6 +12,11 @@ from gymnasium import spaces, wrappers
 from ps.api.envs import register_optional_envs
 from ps.api.envs import ATARI_FRAME_SKIP, env_family
 
+# The paper's Atari preprocessing (after Mnih et al. 2015), shared by both Atari paths.
+ATARI_NOOP_MAX = 30    # up to 30 no-op actions at the start of each episode
+ATARI_SCREEN = 84      # frames resized to 84x84 grayscale
+ATARI_STACK = 4        # the last 4 frames stacked
+
 
 def make_env(env_id: str, render_mode: str | None = None) -> gymnasium.Env:
     """The env as the agent sees it: Atari and MinAtar preprocessed, continuous actions clipped.
@@ -42,9 +47,9 @@ def atari_env(env_id: str, render_mode: str | None = None) -> gymnasium.Env:
     """
     env = gymnasium.make(env_id, frameskip=1, repeat_action_probability=0.0,  # the wrapper skips frames
                          **_rendering(render_mode))
-    env = wrappers.AtariPreprocessing(env, noop_max=30, frame_skip=ATARI_FRAME_SKIP, screen_size=84,
-                                      grayscale_obs=True, scale_obs=True)
-    return clip_rewards_report_score(wrappers.FrameStackObservation(env, 4))
+    env = wrappers.AtariPreprocessing(env, noop_max=ATARI_NOOP_MAX, frame_skip=ATARI_FRAME_SKIP,
+                                      screen_size=ATARI_SCREEN, grayscale_obs=True, scale_obs=True)
+    return clip_rewards_report_score(wrappers.FrameStackObservation(env, ATARI_STACK))
 
 
 def clip_rewards_report_score(env: gymnasium.Env) -> gymnasium.Env:
@@ -57,6 +62,15 @@ def minatar_env(env: gymnasium.Env) -> gymnasium.Env:
     h, w, c = env.observation_space.shape
     space = spaces.Box(0.0, 1.0, (c, h, w), np.float32)
     return wrappers.TransformObservation(env, lambda o: np.moveaxis(o, -1, 0).astype(np.float32), space)
+
+
+def make_env_batch(spec, seed: int):
+    """The worker's envs for this run: ale-py's C++ vector env for Atari (spec.ale_vector), else an
+    EnvBatch of make_env's envs. Both give the same observations, rewards and episode records."""
+    if spec.ale_vector and env_family(spec.env_id) == "atari":
+        from .ale_vector import AleVectorBatch
+        return AleVectorBatch(spec.env_id, spec.envs_per_worker, seed)
+    return EnvBatch(spec.env_id, spec.envs_per_worker, seed)
 
 
 class EnvBatch:

@@ -9,8 +9,10 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from ps.api.source import ParameterSource, Push, Weights
@@ -18,7 +20,7 @@ from ps.api.source import ParameterSource, Push, Weights
 from .agents import Agent, make_agent
 from .client import ServerUnavailable, UnknownWorker
 from .delay import InjectedDelay
-from .envs import EnvBatch
+from .envs import EnvBatch, make_env_batch
 from .normalize import normalized
 from .wire import wire_gradients
 
@@ -43,6 +45,7 @@ class ActorLearner:
         self.worker_id = 0
         self.version = 0
         self.wire_dtype = "float32"
+        self.instrument = None  # bench.atari's timers: called with (envs, agent) once both are built
 
     def run(self) -> None:
         """Train until the server says stop. Raises ServerUnavailable / ServerRefused on failure."""
@@ -51,13 +54,17 @@ class ActorLearner:
         spec = reg.spec
         self.worker_id = reg.worker_id
         self.wire_dtype = spec.wire_dtype
-        envs = EnvBatch(spec.env_id, spec.envs_per_worker, reg.seed)
+        envs = make_env_batch(spec, reg.seed)
         agent = make_agent(spec, envs, reg.seed)
         envs = normalized(envs, spec, agent.flat)
+        if self.instrument is not None:
+            self.instrument(envs, agent)
         log.info("worker %d: %s %s, %d envs x t_max %d, seed %d, %d parameters",
                  self.worker_id, spec.env_id, spec.algo, len(envs), spec.t_max, reg.seed, agent.flat.layout.size)
         try:
             stop = self._pull(agent, initial=True)
+            if spec.overlap_push and not stop:
+                stop = self._overlapped(agent, envs)
             while not stop:
                 env_steps, stats = agent.learn_step(envs)
                 stop = self._push(agent, envs, env_steps, stats)
@@ -100,24 +107,55 @@ class ActorLearner:
         return self._pull(agent, initial=True)
 
     def _push(self, agent: Agent, envs: EnvBatch, env_steps: int, stats: dict) -> bool:
+        push = self._message(agent, envs, env_steps, stats, self.version)
+        return self._settle(agent, push, self._send(push))
+
+    def _overlapped(self, agent: Agent, envs: EnvBatch) -> bool:
+        """The loop with each push in flight during the next rollout (--overlap-push): that rollout
+        acts and learns on the weights the worker already has, so its gradient is one version older
+        when it arrives; the reply's weights are loaded before the push after it is sent."""
+        with ThreadPoolExecutor(1, thread_name_prefix="push") as sender:
+            in_flight = None
+            while True:
+                version = self.version
+                env_steps, stats = agent.learn_step(envs)
+                if in_flight is not None and self._settle(agent, *in_flight.result()):
+                    return True  # the server says stop
+                # A copy: the next learn_step writes flat.grads while this one is on the wire.
+                push = self._message(agent, envs, env_steps, stats, version, copy=True)
+                in_flight = sender.submit(lambda p=push: (p, self._send(p)))
+
+    def _message(self, agent: Agent, envs: EnvBatch, env_steps: int, stats: dict, version: int,
+                 copy: bool = False) -> Push:
         returns, lengths = envs.take_finished()
         gradients = wire_gradients(agent.flat.grads.numpy(), self.wire_dtype)
-        push = Push(self.worker_id, self.version, memoryview(gradients).cast("B"), env_steps, self.wire_dtype,
+        if copy and self.wire_dtype == "float32":  # float16's cast is a new array already
+            gradients = np.array(gradients)
+        return Push(self.worker_id, version, memoryview(gradients).cast("B"), env_steps, self.wire_dtype,
                     episode_returns=tuple(returns), episode_lengths=tuple(lengths), stats=stats,
                     target_version=agent.target_version, moments=envs.take_moments())
+
+    def _send(self, push: Push):
+        """The push's outcome, or the error that lost it: returned, not raised, so that _settle handles
+        it on the loop's thread when the push was sent from the overlap's thread."""
         if self.delay is not None:
             self.delay.sleep()
         try:
-            outcome = self.source.push(push)
+            return self.source.push(push)
         except (ServerUnavailable, UnknownWorker) as err:
+            return err
+
+    def _settle(self, agent: Agent, push: Push, outcome) -> bool:
+        """Adopt the push's outcome (the server's weights), or re-pull after a lost push."""
+        if isinstance(outcome, Exception):
             # The gradient is lost (and stale by now); re-pull with retries (re-registering if the
             # server restarted), then carry on with the same envs and network.
             self.counters.failed_pushes += 1
-            self.counters.unknown_pushes += isinstance(err, UnknownWorker)
-            log.warning("worker %d: push failed (%s); re-pulling", self.worker_id, err)
+            self.counters.unknown_pushes += isinstance(outcome, UnknownWorker)
+            log.warning("worker %d: push failed (%s); re-pulling", self.worker_id, outcome)
             return self._resync(agent)
         self.counters.pushes += 1
-        self.counters.env_steps += env_steps
+        self.counters.env_steps += push.env_steps
         if not outcome.applied:
             self.counters.dropped_pushes += 1
             log.debug("worker %d: push dropped by the server (%s)", self.worker_id, outcome.dropped_reason)

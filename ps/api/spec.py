@@ -109,6 +109,10 @@ class RunSpec:
     # --- speed (issue 8; measured in bench/) ---
     wire_dtype: str = "float32"
     """Dtype of pushed gradients on the wire: float32, or float16 (half the bytes; the server applies them in float32)."""
+    overlap_push: bool = False
+    """Each worker acts and learns its next rollout while its push is in flight (staleness one higher), instead of waiting for the reply."""
+    ale_vector: bool = True
+    """Atari: step each worker's envs in ale-py's C++ vector env (same preprocessing, batched); --no-ale-vector for gymnasium's Python wrappers."""
 
     # --- normalisation shared by all workers (issue 18; ps/api/moments.py, worker/normalize.py) ---
     normalize_obs: bool = False
