@@ -20,6 +20,7 @@ from ps.api.v1 import parameter_server_pb2 as pb
 from ps.api.v1 import parameter_server_pb2_grpc as pb_grpc
 from ps.api.channel import call_metadata, client_channel
 from ps.api.layout import Layout
+from ps.api import source
 from ps.api.source import Push, PushOutcome, Registration, Weights
 from ps.api.spec import RunSpec
 
@@ -57,7 +58,7 @@ class ServerRefused(Exception):
         self.details = details
 
 
-class UnknownWorker(ServerRefused):
+class UnknownWorker(ServerRefused, source.UnknownWorker):
     """NOT_FOUND: this worker id is not known to the server's current incarnation (it restarted)."""
 
 

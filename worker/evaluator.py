@@ -17,10 +17,10 @@ import time
 
 import torch
 
-from ps.api.source import ParameterSource, Registration
+from ps.api.source import ParameterSource, Registration, UnknownWorker
 
 from .agents import Agent, make_agent
-from .client import NoParameters, UnknownWorker
+from .client import NoParameters
 from .envs import EnvBatch
 from .normalize import normalized
 from .evaluate import play_episodes

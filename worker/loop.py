@@ -15,10 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ps.api.source import ParameterSource, Push, Weights
+from ps.api.source import ParameterSource, Push, UnknownWorker, Weights
 
 from .agents import Agent, make_agent
-from .client import ServerUnavailable, UnknownWorker
+from .client import ServerUnavailable
 from .delay import InjectedDelay
 from .envs import EnvBatch, make_env_batch
 from .normalize import normalized
@@ -62,7 +62,7 @@ class ActorLearner:
         log.info("worker %d: %s %s, %d envs x t_max %d, seed %d, %d parameters",
                  self.worker_id, spec.env_id, spec.algo, len(envs), spec.t_max, reg.seed, agent.flat.layout.size)
         try:
-            stop = self._pull(agent, initial=True)
+            stop = self._first_pull(agent)
             if spec.overlap_push and not stop:
                 stop = self._overlapped(agent, envs)
             while not stop:
@@ -89,13 +89,23 @@ class ActorLearner:
             agent.load_target(weights.target_params, weights.target_version)
         return weights.stop
 
+    def _first_pull(self, agent: Agent) -> bool:
+        """The first pull, offering our initial weights. Building envs can outlast --worker-timeout on a
+        loaded host: a NOT_FOUND here means register again, as after a failed push."""
+        try:
+            return self._pull(agent, initial=True)
+        except UnknownWorker:
+            return self._rejoin(agent)
+
     def _resync(self, agent: Agent) -> bool:
         """Pull again after a failed push; a NOT_FOUND means the server no longer knows this worker id
         (it restarted, or it timed this worker out, e.g. after the process was stopped): register again."""
         try:
             return self._pull(agent)
         except UnknownWorker:
-            pass
+            return self._rejoin(agent)
+
+    def _rejoin(self, agent: Agent) -> bool:
         old = self.worker_id
         reg = self.source.register(socket.gethostname(), os.getpid())
         self.worker_id = reg.worker_id

@@ -72,9 +72,15 @@ class PushOutcome(NamedTuple):
     mean100: float | None = None
 
 
+class UnknownWorker(Exception):
+    """Every source raises this (or a subclass) when it does not know the caller's worker id: the server
+    restarted, or timed the worker out. The worker registers again."""
+
+
 class ParameterSource(Protocol):
-    """register -> pull -> (push ... | report_evaluation ...) -> leave. Every call may block; errors are the implementation's
-    (worker/client.py raises ServerUnavailable / ServerRefused / UnknownWorker)."""
+    """register -> pull -> (push ... | report_evaluation ...) -> leave. Every call may block. An unknown
+    worker id raises UnknownWorker; other errors are the implementation's (worker/client.py raises
+    ServerUnavailable / ServerRefused)."""
 
     def register(self, host: str, pid: int, evaluator: bool = False) -> Registration:
         """Join the run; an evaluator (worker/evaluator.py) pulls and reports evaluations, never pushes."""

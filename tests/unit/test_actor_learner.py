@@ -70,3 +70,25 @@ def test_n_step_q_learns_cartpole_with_a_target_network_from_the_server(serve):
     target = status["target_network"]
     assert target["version"] > 1 and target["copies"] >= core.global_step // 2000 - 1
     assert target["sends_total"] > 1                            # theta- reached the worker after each copy
+
+
+def test_a_worker_timed_out_while_building_its_envs_registers_again(tmp_path):
+    """Building envs can outlast --worker-timeout on a loaded host: the first pull's NOT_FOUND means rejoin."""
+    import time
+
+    threads = torch.get_num_threads()
+    core = ParameterServer(RunSpec(env_id="CartPole-v1", seed=0, total_steps=2_000, target_return=None),
+                           ServerConfig(run_dir=str(tmp_path / "run"), worker_timeout_seconds=0.05))
+    learner = ActorLearner(InProcessSource(core))
+
+    def slow_envs(envs, agent):  # between Register and the first Pull
+        time.sleep(0.2)
+        core.expire_workers()
+    learner.instrument = slow_envs
+    try:
+        learner.run()
+        assert learner.counters.re_registrations == 1 and learner.worker_id == 2
+        assert core.status()["stop_reason"] == "total steps 2000 reached"
+    finally:
+        core.close()
+        torch.set_num_threads(threads)
