@@ -23,7 +23,7 @@ run: venv
 	$(BIN)/ps-serve --env CartPole-v1 --algo a3c --port 0 --run-dir $(RUN_DIR) --target-return 475 --local-workers 2
 
 test: venv
-	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=25 tests
 
 bench: venv
 	$(BIN)/python -m bench.cartpole
