@@ -15,7 +15,7 @@ from gymnasium import spaces
 
 from ps.api.envs import ATARI_FRAME_SKIP, register_optional_envs
 
-from .envs import ATARI_NOOP_MAX, ATARI_SCREEN, ATARI_STACK
+from .envs import ATARI_NOOP_MAX, ATARI_SCREEN, ATARI_STACK, FinishedEpisodes
 
 
 def vector_settings(env_id: str) -> dict:
@@ -30,7 +30,7 @@ def vector_settings(env_id: str) -> dict:
                 max_num_frames_per_episode=kwargs.get("max_num_frames_per_episode", 108_000))
 
 
-class AleVectorBatch:
+class AleVectorBatch(FinishedEpisodes):
     """EnvBatch's interface (obs, step, take_finished, close) over one AtariVectorEnv."""
 
     def __init__(self, env_id: str, count: int, seed: int) -> None:
@@ -86,15 +86,6 @@ class AleVectorBatch:
         obs = raw.astype(np.float32) / 255
         _pad(obs, self.since_reset[k])
         return obs
-
-    def take_finished(self) -> tuple[list[float], list[int]]:
-        out = (self.finished_returns, self.finished_lengths)
-        self.finished_returns, self.finished_lengths = [], []
-        return out
-
-    def take_moments(self) -> tuple:
-        """No normalisation here: nothing to report (worker/normalize.py's NormalizedEnvs has the moments)."""
-        return ()
 
     def close(self) -> None:
         self.env.close()

@@ -73,7 +73,24 @@ def make_env_batch(spec, seed: int):
     return EnvBatch(spec.env_id, spec.envs_per_worker, seed)
 
 
-class EnvBatch:
+class FinishedEpisodes:
+    """What an env batch hands each push: the episodes it finished since the last one (raw scores)."""
+
+    finished_returns: list[float]
+    finished_lengths: list[int]
+
+    def take_finished(self) -> tuple[list[float], list[int]]:
+        """Returns and lengths of episodes finished since the last call."""
+        out = (self.finished_returns, self.finished_lengths)
+        self.finished_returns, self.finished_lengths = [], []
+        return out
+
+    def take_moments(self) -> tuple:
+        """No normalisation here: nothing to report (worker/normalize.py's NormalizedEnvs has the moments)."""
+        return ()
+
+
+class EnvBatch(FinishedEpisodes):
     def __init__(self, env_id: str, count: int, seed: int, render_mode: str | None = None, wrap=None) -> None:
         """`wrap(env, k)`, when given, wraps each env before its first reset (a video recorder)."""
         self.envs = [make_env(env_id, render_mode) for _ in range(count)]
@@ -121,16 +138,6 @@ class EnvBatch:
                 obs, _ = env.reset()
             self.obs[k] = obs
         return rewards, terminated, truncated, final_obs
-
-    def take_finished(self) -> tuple[list[float], list[int]]:
-        """Returns and lengths of episodes finished since the last call."""
-        out = (self.finished_returns, self.finished_lengths)
-        self.finished_returns, self.finished_lengths = [], []
-        return out
-
-    def take_moments(self) -> tuple:
-        """No normalisation here: nothing to report (worker/normalize.py's NormalizedEnvs has the moments)."""
-        return ()
 
     def close(self) -> None:
         for env in self.envs:

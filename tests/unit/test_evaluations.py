@@ -134,15 +134,20 @@ def test_a_round_at_the_target_stops_the_run_and_a_resume_sees_it_finished(core_
     assert finished_reason(RunSpec(eval_every=1.0, target_return=150.0), meta) is None
 
 
-def test_the_evaluator_plays_reports_and_leaves_on_stop_without_changing_theta(core_for):
-    core = core_for(eval_every=0.05, eval_episodes=3, target_return=None)
-    source = InProcessSource(core)
-    threads = torch.get_num_threads()
+
+def _a_learner_offers_weights(core) -> None:
+    """The first parameters, offered as a learner does (an evaluator never offers any)."""
     envs = EnvBatch("CartPole-v1", 1, 0)
     agent = make_agent(core.spec, envs, 0)
     envs.close()
     learner, _ = core.register("h", 1)
     core.pull(learner, agent.flat.layout, agent.flat.values_bytes())
+
+def test_the_evaluator_plays_reports_and_leaves_on_stop_without_changing_theta(core_for):
+    core = core_for(eval_every=0.05, eval_episodes=3, target_return=None)
+    source = InProcessSource(core)
+    threads = torch.get_num_threads()
+    _a_learner_offers_weights(core)
     theta = core.theta.copy()
     evaluator = Evaluator(source)
     thread = threading.Thread(target=evaluator.run)
@@ -178,11 +183,7 @@ def test_a_report_to_a_server_that_forgot_the_evaluator_is_dropped_and_the_round
             return super().report_evaluation(*args)
 
     core = core_for(eval_every=0.05, eval_episodes=2, target_return=None)
-    envs = EnvBatch("CartPole-v1", 1, 0)
-    agent = make_agent(core.spec, envs, 0)
-    envs.close()
-    learner, _ = core.register("h", 1)
-    core.pull(learner, agent.flat.layout, agent.flat.values_bytes())
+    _a_learner_offers_weights(core)
     threads = torch.get_num_threads()
     evaluator = Evaluator(Forgetful(core))
     thread = threading.Thread(target=evaluator.run)
