@@ -135,6 +135,12 @@ def test_a_round_at_the_target_stops_the_run_and_a_resume_sees_it_finished(core_
 
 
 
+def _wait_for_a_round(core, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while core.evaluations.rounds < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def _a_learner_offers_weights(core) -> None:
     """The first parameters, offered as a learner does (an evaluator never offers any)."""
     envs = EnvBatch("CartPole-v1", 1, 0)
@@ -153,9 +159,7 @@ def test_the_evaluator_plays_reports_and_leaves_on_stop_without_changing_theta(c
     thread = threading.Thread(target=evaluator.run)
     thread.start()
     try:
-        deadline = time.monotonic() + 30
-        while core.evaluations.rounds < 1 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        _wait_for_a_round(core)
         status = core.status()
         assert status["evaluations"] == 1 and status["eval_episodes"] == 3 and status["eval_version"] == 0
         assert 5 <= status["eval_mean"] <= 500       # CartPole episodes of the initial policy
@@ -189,9 +193,7 @@ def test_a_report_to_a_server_that_forgot_the_evaluator_is_dropped_and_the_round
     thread = threading.Thread(target=evaluator.run)
     thread.start()
     try:
-        deadline = time.monotonic() + 30
-        while core.evaluations.rounds < 1 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        _wait_for_a_round(core)
         assert core.evaluations.rounds == 1 and evaluator.rounds == 1   # the first report was not re-sent
         assert evaluator.worker_id == 3                                  # it registered again (ids 1, 2, 3)
         assert core.evaluations.latest.version == 0
