@@ -10,6 +10,7 @@ from typing import Annotated
 
 from tyro.conf import arg  # names a field's flag where it is not --field-name (ps/options.py)
 
+from ps.api.shards import MAX_SHARDS, ordinal, shard_addresses
 from ps.api.spec import ConfigError
 
 
@@ -59,6 +60,13 @@ class ServerConfig:
     """PEM certificate chain for TLS (with --tls-key); empty = plaintext."""
     tls_key: str = ""
     """PEM private key for TLS (with --tls-cert)."""
+    # --- shards (Gorila's sharded parameter server: ps/api/shards.py) ---
+    shards: int = 1
+    """Split the parameters over N server shards, each owning a contiguous slice (and its optimizer statistics); workers push each shard its slice."""
+    shard: str = ""
+    """With --shards N: run only shard I here (0..N-1; 'auto' takes it from a StatefulSet pod's hostname). Empty: this process runs shard 0 and starts the others on this host."""
+    shard_addresses: str = ""
+    """With --shard: every shard's host:port, comma-separated in shard order, or one template with {i} (ps-{i}.ps-shards:50051). Shard 0 hands them to the workers."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -79,3 +87,27 @@ class ServerConfig:
             raise ConfigError(f"--max-registered-workers must be > 0, got {self.max_registered_workers}")
         if bool(self.tls_cert) != bool(self.tls_key):
             raise ConfigError("--tls-cert and --tls-key go together: give both or neither")
+        if not 1 <= self.shards <= MAX_SHARDS:
+            raise ConfigError(f"--shards must be in 1..{MAX_SHARDS}, got {self.shards}")
+        if self.shard not in ("", "auto") and not (self.shard.isdigit() and int(self.shard) < self.shards):
+            raise ConfigError(f"--shard must be 'auto' or in 0..{self.shards - 1} (--shards {self.shards}), "
+                              f"got {self.shard!r}")
+        if self.shard == "auto":
+            import socket
+            try:
+                index = ordinal(socket.gethostname())
+            except ValueError as err:
+                raise ConfigError(str(err)) from None
+            if index >= self.shards:
+                raise ConfigError(f"--shard auto: this pod's ordinal {index} is not below --shards {self.shards}")
+        if self.shard_addresses and len(shard_addresses(self.shard_addresses, self.shards)) != self.shards:
+            raise ConfigError(f"--shard-addresses must name {self.shards} shards (one per --shards), got "
+                              f"{self.shard_addresses!r}")
+
+    @property
+    def shard_index(self) -> int:
+        """This process's shard: --shard, or the pod's ordinal with 'auto'; 0 when unsharded."""
+        if self.shard == "auto":
+            import socket
+            return ordinal(socket.gethostname())
+        return int(self.shard or 0)

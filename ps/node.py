@@ -28,7 +28,8 @@ from ps.service.progress import ProgressReporter, summary_lines
 from ps.service.rates import RateWindow
 from ps.tools.report import report_at_end
 from ps.service.grpc_service import start_server
-from ps.records.summary import summary_from_status, write_final_params, write_json_atomic
+from ps.records.summary import (SHARD_PARAMS, summary_from_status, write_final_params, write_json_atomic,
+                                write_shard_params)
 from ps.service.tensorboard import TensorBoardWriter
 
 log = logging.getLogger("ps")
@@ -154,6 +155,7 @@ def _run(spec: RunSpec, config: ServerConfig, local_workers: int, lock: RunDirLo
     server = start_server(core)
     port = server.port
     started["port"] = port
+    core.bound(port)
     lock.note(port=port)
     print(f"ps-serve: listening on {config.host}:{port}", file=sys.stderr, flush=True)
 
@@ -199,8 +201,10 @@ def _run(spec: RunSpec, config: ServerConfig, local_workers: int, lock: RunDirLo
         # (a full disk ...) is counted and said, and never skips the others.
         _attempt(faults, "checkpoint", checkpointer.stop)  # the final checkpoint, once no push can land any more
         layout, theta = core.params_snapshot()
-        if layout is not None:
+        if layout is not None and core.shard.whole:
             _attempt(faults, "params_final", write_final_params, core.run_dir / "params_final.npz", layout, theta)
+        elif layout is not None:  # one slice: the launcher (ps/shard_launcher.py) joins them
+            _attempt(faults, "params_final", write_shard_params, core.run_dir / SHARD_PARAMS, layout, core.shard, theta)
         core.close()  # pushes.csv's last rows, TensorBoard's last events; never raises
         summary = summary_from_status(core.status())
         wrote_summary = _attempt(faults, "summary", write_json_atomic, core.run_dir / "summary.json", summary)

@@ -11,6 +11,7 @@ import argparse
 import logging
 import signal
 import sys
+from dataclasses import replace
 
 from ps.api.channel import load_token
 from ps.api.spec import ConfigError
@@ -20,6 +21,7 @@ from .client import ClientConfig, PSClient, ServerRefused, ServerUnavailable
 from .delay import InjectedDelay
 from .evaluator import Evaluator
 from .loop import ActorLearner
+from .sharded import ShardedSource
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -69,9 +71,11 @@ def _terminated(_signum, _frame):
 def run_one(args: argparse.Namespace) -> int:
     """One actor-learner (or the evaluator): its own gRPC channel, until the server says stop."""
     try:
-        client = PSClient(ClientConfig(address=args.ps, connect_timeout_seconds=args.connect_timeout,
-                                       call_timeout_seconds=args.call_timeout, tls_ca=args.tls_ca,
-                                       token=load_token(args.token_file)))
+        config = ClientConfig(address=args.ps, connect_timeout_seconds=args.connect_timeout,
+                              call_timeout_seconds=args.call_timeout, tls_ca=args.tls_ca,
+                              token=load_token(args.token_file))
+        # one server, or a sharded run's shard 0: its Register reply says which
+        client = ShardedSource(PSClient(config), lambda address: PSClient(replace(config, address=address)))
     except ConfigError as err:
         print(f"worker-run: error: {err}", file=sys.stderr)
         return 2

@@ -104,7 +104,8 @@ class PSClient:
     def register(self, host: str, pid: int, evaluator: bool = False) -> Registration:
         reply = self._call(self._stub.Register, pb.RegisterRequest(host=host, pid=pid, evaluator=evaluator))
         self.incarnation = reply.incarnation
-        return Registration(reply.worker_id, reply.seed, RunSpec.from_json(reply.run_spec_json), reply.incarnation)
+        return Registration(reply.worker_id, reply.seed, RunSpec.from_json(reply.run_spec_json), reply.incarnation,
+                            tuple(reply.shards), reply.shard)
 
     def pull(self, worker_id: int, layout: Layout, initial: bytes = b"") -> Weights:
         reply = self._call(self._stub.Pull, pb.PullRequest(
@@ -122,7 +123,8 @@ class PSClient:
         request = pb.PushRequest(worker_id=push.worker_id, base_version=push.base_version, env_steps=push.env_steps,
                                  episode_returns=push.episode_returns, episode_lengths=push.episode_lengths,
                                  stats=push.stats, target_version=push.target_version,
-                                 incarnation=self.incarnation, moments=moments_to_proto(push.moments))
+                                 incarnation=self.incarnation, moments=moments_to_proto(push.moments),
+                                 grad_norm=push.grad_norm)
         raw = self._call(self._push, join_tensor(request, "gradients", push.gradient, push.dtype), retry=False)
         try:
             reply, _, params = split_tensor(raw, pb.PushReply, "params")

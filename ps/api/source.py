@@ -19,6 +19,8 @@ class Registration:
     seed: int            # the worker's own, derived from the run seed and its id
     spec: RunSpec
     incarnation: str     # the server process's; a worker id is valid only within it
+    shards: tuple[str, ...] = ()  # a sharded run: every shard's address, in order (ps/api/shards.py)
+    shard: int = 0                # the index of the shard that answered
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,7 @@ class Push:
     stats: dict[str, float] = field(default_factory=dict)
     target_version: int = 0           # the theta- version the worker holds (value-based methods)
     moments: tuple[Moments, ...] = () # what the worker saw since its last push, for the layout's buffers
+    grad_norm: float = 0.0            # a shard's slice: the L2 norm of the whole gradient (0: unsharded)
 
 
 class PushOutcome(NamedTuple):

@@ -27,19 +27,31 @@ class Group:
     size: int
 
 
+def _groups(buffers) -> dict[str, Group]:
+    """The moments groups among (entry, offset) buffers: a group `g` is `g.mean`, `g.var` (same size)
+    and `g.count` (one element); other buffers are simply left alone by the optimizer."""
+    where = {e.name: (start, e) for e, start in buffers}
+    groups = {}
+    for name in {n.rsplit(".", 1)[0] for n in where if "." in n}:
+        parts = [where.get(f"{name}.{suffix}") for suffix in BUFFER_SUFFIXES]
+        if None in parts or parts[0][1].size != parts[1][1].size or parts[2][1].size != 1:
+            continue
+        (m, e), (v, _), (c, _) = parts
+        groups[name] = Group(slice(m, m + e.size), slice(v, v + e.size), c, e.size)
+    return groups
+
+
 class Buffers:
     """The buffers of one layout. check() may run concurrently; hold/restore/merge need the caller's lock."""
 
-    def __init__(self, layout: Layout) -> None:
-        self.slices = [slice(start, start + e.size) for e, start in layout.buffers()]
-        where = {e.name: (start, e) for e, start in layout.buffers()}
-        self.groups: dict[str, Group] = {}
-        for name in {n.rsplit(".", 1)[0] for n in where if "." in n}:
-            parts = [where.get(f"{name}.{suffix}") for suffix in BUFFER_SUFFIXES]
-            if None in parts or parts[0][1].size != parts[1][1].size or parts[2][1].size != 1:
-                continue  # not a moments group: a buffer the optimizer leaves alone, nothing more
-            (m, e), (v, _), (c, _) = parts
-            self.groups[name] = Group(slice(m, m + e.size), slice(v, v + e.size), c, e.size)
+    def __init__(self, layout: Layout, start: int = 0, end: int | None = None) -> None:
+        """A shard (ps/api/shards.py) holds theta[start:end] and keeps the buffers inside it; a push's
+        moments are checked against every group of the layout, and merged where the group is held."""
+        end = layout.size if end is None else end
+        held = [(e, at - start) for e, at in layout.buffers() if start <= at and at + e.size <= end]
+        self.slices = [slice(at, at + e.size) for e, at in held]
+        self.groups: dict[str, Group] = _groups(layout.buffers())   # every group: for check()
+        self.held: dict[str, Group] = _groups(held)                 # the groups in this slice: for merge()
 
     def check(self, moments: tuple[Moments, ...], env_steps: int) -> None:
         """A push's moments against the layout and the push: one line of INVALID_ARGUMENT if wrong."""
@@ -74,7 +86,9 @@ class Buffers:
     def merge(self, theta: np.ndarray, moments: tuple[Moments, ...], out: np.ndarray | None = None) -> None:
         """Fold checked moments into the buffers (in theta, and in `out` when it holds a copy of theta)."""
         for m in moments:
-            g = self.groups[m.name]
+            g = self.held.get(m.name)
+            if g is None:  # another shard's
+                continue
             count = float(theta[g.count])
             held = Moments(m.name, count, theta[g.mean].astype(np.float64), theta[g.var].astype(np.float64) * count)
             total = merge(held, m)

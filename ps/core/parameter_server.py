@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ps.api.layout import Layout
+from ps.api.shards import ShardSlice, shard_addresses, shard_slice
 from ps.api.source import Push, PushOutcome
 from ps.api.spec import VALUE_BASED, RunSpec
 from ps.config import ServerConfig
@@ -50,7 +51,9 @@ class ParameterServer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self.layout: Layout | None = None
-        self.theta: np.ndarray | None = None      # the one flat float32 parameter buffer
+        self.theta: np.ndarray | None = None      # the one flat float32 parameter buffer (a shard's: its slice)
+        self.shard: ShardSlice | None = None       # which slice of the layout's buffer theta is (ps/api/shards.py)
+        self.shard_addresses = shard_addresses(config.shard_addresses, config.shards) if config.shard_addresses else ()
         self.optimizer = None                       # made when the layout is adopted (ps.optim)
         self.buffers: Buffers | None = None         # the layout's buffers (running moments): never optimized
         self.target: TargetNetwork | None = None   # theta- of the value-based methods (ps/target.py)
@@ -121,7 +124,9 @@ class ParameterServer:
         try:
             check_counts(push.env_steps, push.episode_returns, push.episode_lengths, self._max_env_steps,
                          self._env_steps_why)
-            d, norm = decode_gradient(push.gradient, push.dtype, push.shape, self.layout.size)
+            d, norm = decode_gradient(push.gradient, push.dtype, push.shape, self.shard.size)
+            if not self.shard.whole:
+                norm = self._global_norm(push.grad_norm, norm)
             self.buffers.check(push.moments, push.env_steps)
         except Exception as err:
             self._count_locked(getattr(err, "reason", "invalid"))
@@ -187,6 +192,15 @@ class ParameterServer:
             except Exception as err:  # noqa: BLE001 - an observer fails alone: the update is applied, the reply goes out
                 self.pushlog.faults.record(getattr(observer, "fault_kind", type(observer).__name__), err)
         return outcome
+
+    def _global_norm(self, claimed: float, slice_norm: float) -> float:
+        """A shard clips by the whole gradient's norm, which the worker sends: it must be finite and
+        at least this slice's own (a slice is part of the whole), else the push is refused."""
+        if not (math.isfinite(claimed) and claimed >= slice_norm * (1 - 1e-9)):
+            raise invalid("bad_norm", f"grad_norm {claimed!r} is not the whole gradient's norm: this shard's "
+                                      f"slice alone has {slice_norm:.6g} (a sharded push carries the whole "
+                                      f"gradient's L2 norm)")
+        return claimed
 
     def _step(self, worker_id: int, d: np.ndarray, norm: float, lr: float, out: np.ndarray | None) -> float:
         """Apply d at rate lr (caller holds the lock): theta moves to the next version; with `out`,
@@ -307,6 +321,7 @@ class ParameterServer:
                 "time_to_target_seconds": None if self.target_reached_at is None else round(self.target_reached_at[0], 3),
                 "steps_to_target": None if self.target_reached_at is None else self.target_reached_at[1],
                 "parameters": self.layout.size if self.layout else 0,
+                "shard": self._shard_status(),
                 "layout_hash": self.layout.hash if self.layout else "",
                 "workers_connected": len(self.workers.learners),
                 "evaluators_connected": len(self.workers.connected) - len(self.workers.learners),
@@ -320,8 +335,8 @@ class ParameterServer:
 
     def params_nbytes(self) -> int:
         """May run concurrently. theta's size in bytes (0 before the layout is adopted; fixed after)."""
-        layout = self.layout
-        return layout.size * 4 if layout is not None else 0
+        shard = self.shard
+        return shard.size * 4 if shard is not None else 0
 
     def params_snapshot(self) -> tuple[Layout | None, np.ndarray | None]:
         with self._lock:
@@ -344,6 +359,7 @@ class ParameterServer:
                     "rejected": dict(self.rejected), "dropped": dict(self.dropped),
                     "wall_seconds": time.monotonic() - self.started_at,
                     "target_reached_at": self.target_reached_at, "next_worker_id": self.workers.next_id,
+                    "shard": [self.shard.index, self.shard.count],
                     "evaluations": self.evaluations.state()}
             if self.target is not None:  # theta- and its version (value-based methods)
                 arrays["target"] = self.target.params.copy()
@@ -356,7 +372,7 @@ class ParameterServer:
         arrays, meta = state["arrays"], state["meta"]
         with self._lock:
             layout = Layout.from_dict(meta["layout"])
-            self._adopt(layout, arrays["theta"].astype("<f4").tobytes())
+            self._adopt(layout, arrays["theta"].astype("<f4").tobytes(), sliced=True)
             self.optimizer.load_state({k[4:]: v for k, v in arrays.items() if k.startswith("opt.")})
             # per-worker state of the last life's workers: they register again under new ids
             self.optimizer.keep_only(self.workers.workers)
@@ -384,6 +400,14 @@ class ParameterServer:
             self._count_locked("unknown_worker")
             raise RequestError("NOT_FOUND", "unknown_worker", f"incarnation {incarnation[:16]!r} is not this "
                                f"server's ({self.incarnation}): the server restarted; register again")
+
+    def bound(self, port: int) -> None:
+        """The port the server listens on: a shard whose own entry in --shard-addresses asked for a
+        free port (host:0, as the local launcher gives shard 0) hands the workers the bound one."""
+        i = self.config.shard_index
+        if self.shard_addresses and self.shard_addresses[i].endswith(":0"):
+            self.shard_addresses = (*self.shard_addresses[:i], f"{self.shard_addresses[i][:-2]}:{port}",
+                                    *self.shard_addresses[i + 1:])
 
     def count_rejection(self, reason: str) -> None:
         """May run concurrently. Count a request refused outside the core (auth, size, servicer checks)."""
@@ -417,21 +441,35 @@ class ParameterServer:
             if self.spec.algo in ("one-step-q", "one-step-sarsa") else ("t_max", self.spec.t_max)
         return f"one push covers at most envs {self.spec.envs_per_worker} x {horizon[0]} {horizon[1]}"
 
-    def _adopt(self, layout: Layout, initial: bytes) -> None:
-        if len(initial) != layout.size * 4:
+    def _adopt(self, layout: Layout, initial: bytes, sliced: bool = False) -> None:
+        """Take the layout and its first parameters: the whole buffer from a worker's first pull, this
+        shard's slice (`sliced`) from a checkpoint."""
+        shard = shard_slice(layout, self.config.shard_index, self.config.shards)
+        size = shard.size if sliced else layout.size
+        if len(initial) != size * 4:
             self._count("bad_length")
-            raise invalid("bad_length", f"initial parameters have {len(initial)} bytes, layout {layout.hash} needs {layout.size * 4}")
-        theta = np.frombuffer(initial, dtype="<f4").copy()
+            raise invalid("bad_length", f"initial parameters have {len(initial)} bytes, layout {layout.hash} needs {size * 4}")
+        theta = np.frombuffer(initial, dtype="<f4")
+        theta = (theta if sliced else theta[shard.start:shard.end]).copy()
         if not np.isfinite(theta).all():
             self._count("non_finite")
             raise invalid("non_finite", "initial parameters contain NaN or Inf")
+        self.shard = shard  # before the layout: params_nbytes() reads it without the lock
         self.layout, self.theta = layout, theta
         self.optimizer = optim.make_optimizer(self.spec, theta.size)
-        self.buffers = Buffers(layout)
+        self.buffers = Buffers(layout, shard.start, shard.end)
         if self.spec.algo in VALUE_BASED:
             self.target = TargetNetwork(theta, self.spec.target_update_steps, self.global_step)
         if self.spec.sync:
             self.sync = SyncRounds(theta.size, self.spec.sync_timeout, self._lock, self._live_ids, self._apply_sum)
+
+    def _shard_status(self) -> dict | None:
+        """A sharded run's shard: its index, its slice of the buffer and every shard's address."""
+        if self.config.shards == 1:
+            return None
+        index = self.shard.index if self.shard else self.config.shard_index
+        return {"index": index, "count": self.config.shards, "addresses": list(self.shard_addresses),
+                "start": self.shard.start if self.shard else None, "end": self.shard.end if self.shard else None}
 
     def _worker_gone(self, worker_id: int) -> None:
         """A worker was reaped (left or timed out): free its per-worker state."""

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ps.api.layout import Layout
+from ps.api.shards import MAX_SHARDS, shard_slice
 from ps.api.saved import UnreadableCheckpoint, decode_checkpoint, encode_checkpoint, write_checkpoint
 from ps.records.atomic import write_atomic
 from ps.records.faults import DiskFaults
@@ -87,19 +88,28 @@ def _check_layout(arrays: dict, meta: dict, name: str) -> None:
     flat_arrays = meta.get("flat_arrays", ())
     if not isinstance(flat_arrays, (list, tuple)) or not all(isinstance(k, str) for k in flat_arrays):
         raise CheckpointError(f"checkpoint {name}: meta 'flat_arrays' is not a list of names")
+    size = _slice_size(layout, meta.get("shard", [0, 1]), name)
     for key in dict.fromkeys(("theta", *flat_arrays, *stats)):
         a = arrays.get(key)
-        if a is None or a.dtype != np.float32 or a.shape != (layout.size,):
+        if a is None or a.dtype != np.float32 or a.shape != (size,):
             got = ("missing" if a is None else f"{a.size} {a.dtype}" if a.ndim == 1
                    else f"{a.size} {a.dtype} of shape {a.shape}")
             raise CheckpointError(f"checkpoint {name}: array {key!r} is {got}, "
-                                  f"layout {layout.hash} needs {layout.size} float32")
+                                  f"layout {layout.hash} needs {size} float32")
         if not np.isfinite(a).all():
             raise CheckpointError(f"checkpoint {name}: array {key!r} holds NaN or Inf "
                                   f"({int(np.count_nonzero(~np.isfinite(a)))} of {a.size} values)")
         if key.startswith("opt.") and optimizer in NONNEGATIVE_STATS and (a < 0).any():
             raise CheckpointError(f"checkpoint {name}: array {key!r} holds negative {optimizer} statistics "
                                   f"({int(np.count_nonzero(a < 0))} of {a.size} values)")
+
+
+def _slice_size(layout: Layout, shard, name: str) -> int:
+    """How many elements a checkpoint's flat arrays hold: the layout's, or its shard's slice."""
+    if not (isinstance(shard, list) and len(shard) == 2 and all(type(x) is int for x in shard)
+            and 0 <= shard[0] < shard[1] <= MAX_SHARDS):
+        raise CheckpointError(f"checkpoint {name}: meta 'shard' is {shard!r}, not [index, count]")
+    return shard_slice(layout, *shard).size
 
 
 def save(directory: Path, state: dict, keep: int = KEEP) -> Path:

@@ -61,6 +61,7 @@ def prepare(spec: RunSpec, config: ServerConfig) -> tuple[Path, dict] | None:
         return None
     path, state = found
     _check_same_run(spec, state["meta"].get("run_spec", {}), path)
+    _check_same_shard(config, state["meta"].get("shard", [0, 1]), path)
     reason = finished_reason(spec, state["meta"])
     if reason is not None:
         raise RunFinished(path, reason)  # before the push log is cut: a finished run dir is left as it is
@@ -79,6 +80,15 @@ def _check_same_run(spec: RunSpec, saved: dict, path: Path) -> None:
                               f"to resume it, or --fresh to start over")
     for k in changed:
         log.warning("resuming with %s %r (the checkpoint's run had %r)", k, now[k], saved[k])
+
+
+def _check_same_shard(config: ServerConfig, saved, path: Path) -> None:
+    """A shard resumes only its own slice: a checkpoint of another shard, or of a run cut into another
+    number of shards, is refused."""
+    now = [config.shard_index, config.shards]
+    if list(saved) != now:
+        raise CheckpointError(f"checkpoint {path} holds shard {saved[0]} of {saved[1]}, this server is shard "
+                              f"{now[0]} of {now[1]}: give the same --shard and --shards (or --fresh)")
 
 
 def cut_pushlog(path: Path, version: int, rows: int | None = None) -> None:

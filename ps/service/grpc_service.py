@@ -115,7 +115,8 @@ class ParameterServerServicer(pb_grpc.ParameterServerServicer):
         self._refuse_if(check_register, request.host, request.pid)
         worker_id, seed = self.core.register(request.host or context.peer(), request.pid, request.evaluator)
         return pb.RegisterReply(worker_id=worker_id, seed=seed, run_spec_json=self.core.spec.to_json(),
-                                incarnation=self.core.incarnation)
+                                incarnation=self.core.incarnation, shards=self.core.shard_addresses,
+                                shard=self.core.config.shard_index)
 
     @_handle_errors
     def Pull(self, request, context):
@@ -142,7 +143,8 @@ class ParameterServerServicer(pb_grpc.ParameterServerServicer):
         self._refuse_if(check_stats, request.stats)
         push = Push(request.worker_id, request.base_version, data, request.env_steps, gradient.dtype or "float32",
                     tuple(gradient.shape), tuple(request.episode_returns), tuple(request.episode_lengths),
-                    dict(request.stats), request.target_version, moments_from_proto(request.moments))
+                    dict(request.stats), request.target_version, moments_from_proto(request.moments),
+                    request.grad_norm)
         reply = PushReplyBuffer(self.core.params_nbytes())
         return reply.finish(self.core.push(push, out=reply.params))
 

@@ -45,16 +45,20 @@ class RegisterRequest(_message.Message):
     def __init__(self, host: _Optional[str] = ..., pid: _Optional[int] = ..., evaluator: _Optional[bool] = ...) -> None: ...
 
 class RegisterReply(_message.Message):
-    __slots__ = ("worker_id", "seed", "run_spec_json", "incarnation")
+    __slots__ = ("worker_id", "seed", "run_spec_json", "incarnation", "shards", "shard")
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
     RUN_SPEC_JSON_FIELD_NUMBER: _ClassVar[int]
     INCARNATION_FIELD_NUMBER: _ClassVar[int]
+    SHARDS_FIELD_NUMBER: _ClassVar[int]
+    SHARD_FIELD_NUMBER: _ClassVar[int]
     worker_id: int
     seed: int
     run_spec_json: str
     incarnation: str
-    def __init__(self, worker_id: _Optional[int] = ..., seed: _Optional[int] = ..., run_spec_json: _Optional[str] = ..., incarnation: _Optional[str] = ...) -> None: ...
+    shards: _containers.RepeatedScalarFieldContainer[str]
+    shard: int
+    def __init__(self, worker_id: _Optional[int] = ..., seed: _Optional[int] = ..., run_spec_json: _Optional[str] = ..., incarnation: _Optional[str] = ..., shards: _Optional[_Iterable[str]] = ..., shard: _Optional[int] = ...) -> None: ...
 
 class PullRequest(_message.Message):
     __slots__ = ("worker_id", "layout", "initial_params", "incarnation")
@@ -85,7 +89,7 @@ class PullReply(_message.Message):
     def __init__(self, params: _Optional[_Union[Tensor, _Mapping]] = ..., version: _Optional[int] = ..., target_params: _Optional[_Union[Tensor, _Mapping]] = ..., target_version: _Optional[int] = ..., stop: _Optional[bool] = ..., global_step: _Optional[int] = ...) -> None: ...
 
 class PushRequest(_message.Message):
-    __slots__ = ("worker_id", "base_version", "gradients", "env_steps", "episode_returns", "episode_lengths", "stats", "target_version", "incarnation", "moments")
+    __slots__ = ("worker_id", "base_version", "gradients", "env_steps", "episode_returns", "episode_lengths", "stats", "target_version", "incarnation", "moments", "grad_norm")
     class StatsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -103,6 +107,7 @@ class PushRequest(_message.Message):
     TARGET_VERSION_FIELD_NUMBER: _ClassVar[int]
     INCARNATION_FIELD_NUMBER: _ClassVar[int]
     MOMENTS_FIELD_NUMBER: _ClassVar[int]
+    GRAD_NORM_FIELD_NUMBER: _ClassVar[int]
     worker_id: int
     base_version: int
     gradients: Tensor
@@ -113,7 +118,8 @@ class PushRequest(_message.Message):
     target_version: int
     incarnation: str
     moments: _containers.RepeatedCompositeFieldContainer[Moments]
-    def __init__(self, worker_id: _Optional[int] = ..., base_version: _Optional[int] = ..., gradients: _Optional[_Union[Tensor, _Mapping]] = ..., env_steps: _Optional[int] = ..., episode_returns: _Optional[_Iterable[float]] = ..., episode_lengths: _Optional[_Iterable[int]] = ..., stats: _Optional[_Mapping[str, float]] = ..., target_version: _Optional[int] = ..., incarnation: _Optional[str] = ..., moments: _Optional[_Iterable[_Union[Moments, _Mapping]]] = ...) -> None: ...
+    grad_norm: float
+    def __init__(self, worker_id: _Optional[int] = ..., base_version: _Optional[int] = ..., gradients: _Optional[_Union[Tensor, _Mapping]] = ..., env_steps: _Optional[int] = ..., episode_returns: _Optional[_Iterable[float]] = ..., episode_lengths: _Optional[_Iterable[int]] = ..., stats: _Optional[_Mapping[str, float]] = ..., target_version: _Optional[int] = ..., incarnation: _Optional[str] = ..., moments: _Optional[_Iterable[_Union[Moments, _Mapping]]] = ..., grad_norm: _Optional[float] = ...) -> None: ...
 
 class Moments(_message.Message):
     __slots__ = ("name", "count", "mean", "m2")

@@ -1,0 +1,119 @@
+"""ps-serve --shards N (without --shard): a whole sharded run on this host.
+
+Shards 1..N-1 start as ps-serve subprocesses on free ports, each in <run-dir>/shard-I (its log in
+<run-dir>/shard-I.log); then shard 0 runs in this process, in <run-dir>/shard-0, handing their
+addresses to the workers, with --local-workers pointed at it. When it ends, the others are given the
+grace to end with it (each sees the same pushes, so each stops at the same one), and the run dir
+gets the run's params_final.npz, joined from the shards' slices, and summary.json: shard 0's (T,
+episodes, the stop) with every shard's own figures under "shards".
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from ps.api.spec import RunSpec
+from ps.config import ServerConfig
+from ps.records.rundir import RunDirLock
+from ps.records.summary import SHARD_PARAMS, join_shard_params, write_final_params, write_json_atomic
+
+log = logging.getLogger("ps")
+START_SECONDS = 120.0  # a shard subprocess has this long to bind its port
+SHARD_FIGURES = ("updates", "env_steps", "staleness", "rejected", "dropped", "stop_reason", "shard", "disk_faults")
+
+
+def run_sharded(spec: RunSpec, config: ServerConfig, local_workers: int) -> int:
+    from ps.node import run_node
+    root = Path(config.run_dir)
+    lock = RunDirLock(root)  # one launcher per run dir; each shard also locks its own
+    children: list[subprocess.Popen] = []
+    try:
+        addresses = [f"{_advertised(config.host)}:{config.port}"]  # shard 0's: the workers' --ps
+        for i in range(1, config.shards):
+            proc, port = _start_shard(spec, config, root, i)
+            children.append(proc)
+            addresses.append(f"{_advertised(config.host)}:{port}")
+        print(f"ps-serve: shards 1..{config.shards - 1} at {', '.join(addresses[1:])}", file=sys.stderr, flush=True)
+        code = run_node(spec, dataclasses.replace(config, run_dir=str(root / "shard-0"), shard="0",
+                                                  shard_addresses=",".join(addresses)), local_workers)
+    finally:
+        _end(children, config.stop_grace_seconds)
+        lock.release()
+    _join(root, config.shards)
+    return code
+
+
+def _advertised(host: str) -> str:
+    """The host workers reach a shard at: the bound address, or this host's name for a wildcard."""
+    return socket.getfqdn() if host in ("0.0.0.0", "::", "") else host
+
+
+def _start_shard(spec: RunSpec, config: ServerConfig, root: Path, index: int) -> tuple[subprocess.Popen, int]:
+    """Shard `index` as a ps-serve subprocess with every field of this run (a --config file), on a free port."""
+    run_dir = root / f"shard-{index}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "port").unlink(missing_ok=True)  # the last life's: wait for this one's
+    server = dataclasses.replace(config, run_dir=str(run_dir), shard=str(index), port=0, shard_addresses="",
+                                 metrics_port=-1 if config.metrics_port < 0 else 0)
+    fields = json.loads(spec.to_json()) | dataclasses.asdict(server)
+    path = root / f"shard-{index}.json"
+    path.write_text(json.dumps(fields, indent=1) + "\n")
+    with open(root / f"shard-{index}.log", "ab") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "ps.cli", "--config", str(path)], stdout=out, stderr=out)
+    deadline = time.monotonic() + START_SECONDS
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise OSError(f"shard {index} exited {proc.returncode} at start: see {root / f'shard-{index}.log'}")
+        text = (run_dir / "port").read_text().strip() if (run_dir / "port").exists() else ""
+        if text:
+            return proc, int(text)
+        time.sleep(0.05)
+    proc.kill()
+    raise OSError(f"shard {index} did not bind a port within {START_SECONDS:.0f} s: see {root / f'shard-{index}.log'}")
+
+
+def _end(children: list[subprocess.Popen], grace: float) -> None:
+    """The other shards end on their own with the run; any still up after the grace is told to stop."""
+    deadline = time.monotonic() + grace + 5
+    while any(c.poll() is None for c in children) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    for child in children:
+        try:
+            child.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+
+def _join(root: Path, count: int) -> None:
+    """The run's params_final.npz and summary.json from the shards' (each best effort, said in one line)."""
+    try:
+        layout, theta = join_shard_params([root / f"shard-{i}" / SHARD_PARAMS for i in range(count)])
+        write_final_params(root / "params_final.npz", layout, theta)
+    except (OSError, ValueError) as err:
+        print(f"ps-serve: no params_final.npz for the sharded run: {err}", file=sys.stderr)
+    summaries = []
+    for i in range(count):
+        try:
+            summaries.append(json.loads((root / f"shard-{i}" / "summary.json").read_text()))
+        except (OSError, ValueError):
+            summaries.append(None)
+    if summaries[0] is None:
+        print(f"ps-serve: no summary.json for the sharded run: shard 0 left none", file=sys.stderr)
+        return
+    doc = dict(summaries[0])
+    doc["shards"] = [None if s is None else {k: s.get(k) for k in SHARD_FIGURES} for s in summaries]
+    try:
+        write_json_atomic(root / "summary.json", doc)
+    except OSError as err:
+        print(f"ps-serve: cannot write {root / 'summary.json'}: {err.strerror}", file=sys.stderr)
