@@ -19,6 +19,7 @@ from ps.service.auth import local_worker_args
 from ps.records.checkpoint import CheckpointError, Checkpointer, checkpoint_dir
 from ps.records.faults import DiskFaults, describe
 from ps.records.rundir import RunDirBusy, RunDirLock, remove_stale_temps
+from ps.shard_peers import peer_progress
 from ps.api.spec import RunSpec
 from ps.config import ServerConfig
 from ps.core.parameter_server import ParameterServer
@@ -146,6 +147,8 @@ def _run(spec: RunSpec, config: ServerConfig, local_workers: int, lock: RunDirLo
                                   f"move it away to resume from an older one, or pass --fresh") from None
         print(f"ps-serve: resuming from {resumed[0]} (T {core.global_step}, version {core.version})",
               file=sys.stderr, flush=True)
+    if config.shards > 1 and core.shard_addresses:  # a shard restarted mid-run: the others' T and stop
+        core.catch_up(*peer_progress(config, core.shard_addresses))
     core.pushlog.expect_version(core.version)
     checkpointer = Checkpointer(core.state_dict, checkpoint_dir(core.run_dir), config.checkpoint_every_seconds,
                                 faults=faults, pushlog=core.pushlog)

@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from ps.records.summary import SHARD_PARAMS, join_shard_params, write_final_para
 
 log = logging.getLogger("ps")
 START_SECONDS = 120.0  # a shard subprocess has this long to bind its port
+MAX_RESTARTS = 10      # shards restarted in one run, at most: past it a shard that keeps dying stays down
 SHARD_FIGURES = ("updates", "env_steps", "staleness", "rejected", "dropped", "stop_reason", "shard", "disk_faults")
 
 
@@ -33,21 +35,76 @@ def run_sharded(spec: RunSpec, config: ServerConfig, local_workers: int) -> int:
     from ps.node import run_node
     root = Path(config.run_dir)
     lock = RunDirLock(root)  # one launcher per run dir; each shard also locks its own
-    children: list[subprocess.Popen] = []
+    shards = Shards(spec, config, root)
     try:
-        addresses = [f"{_advertised(config.host)}:{config.port}"]  # shard 0's: the workers' --ps
-        for i in range(1, config.shards):
-            proc, port = _start_shard(spec, config, root, i)
-            children.append(proc)
-            addresses.append(f"{_advertised(config.host)}:{port}")
-        print(f"ps-serve: shards 1..{config.shards - 1} at {', '.join(addresses[1:])}", file=sys.stderr, flush=True)
+        shards.start()
+        print(f"ps-serve: shards 1..{config.shards - 1} at {', '.join(shards.addresses[1:])}", file=sys.stderr,
+              flush=True)
         code = run_node(spec, dataclasses.replace(config, run_dir=str(root / "shard-0"), shard="0",
-                                                  shard_addresses=",".join(addresses)), local_workers)
+                                                  shard_addresses=",".join(shards.addresses)), local_workers)
     finally:
-        _end(children, config.stop_grace_seconds)
+        shards.end()
         lock.release()
     _join(root, config.shards)
     return code
+
+
+class Shards:
+    """Shards 1..N-1 as subprocesses, each restarted on its own port when it dies mid-run (a kill -9,
+    the OOM killer): it resumes from its checkpoint and takes the others' T (ps/shard_peers.py)."""
+
+    def __init__(self, spec: RunSpec, config: ServerConfig, root: Path) -> None:
+        self.spec, self.config, self.root = spec, config, root
+        self.procs: dict[int, subprocess.Popen] = {}
+        self.ports: dict[int, int] = {}
+        self.restarts = 0
+        self.addresses: list[str] = []
+        self._over = threading.Event()
+        self._watch = threading.Thread(target=self._supervise, name="shards", daemon=True)
+
+    def start(self) -> None:
+        host = _advertised(self.config.host)
+        self.addresses = [f"{host}:{self.config.port}"]  # shard 0's (host:0 until it binds: the workers' --ps)
+        for i in range(1, self.config.shards):
+            self.procs[i], self.ports[i] = _start_shard(self.spec, self.config, self.root, i)
+            self.addresses.append(f"{host}:{self.ports[i]}")
+        self._watch.start()
+
+    def _supervise(self) -> None:
+        while not self._over.wait(0.2):
+            for i, proc in list(self.procs.items()):
+                if proc.poll() is None or proc.returncode == 0 or self.restarts >= MAX_RESTARTS:
+                    continue
+                port0 = self.root / "shard-0" / "port"
+                addresses = [f"{self.addresses[0].rsplit(':', 1)[0]}:{port0.read_text().strip()}"
+                             if port0.exists() else self.addresses[0], *self.addresses[1:]]
+                self.restarts += 1
+                log.warning("shard %d exited %s: restarting it on port %d (restart %d of at most %d)", i,
+                            proc.returncode, self.ports[i], self.restarts, MAX_RESTARTS)
+                try:
+                    self.procs[i], _ = _start_shard(self.spec, self.config, self.root, i, self.ports[i],
+                                                    ",".join(addresses))
+                except OSError as err:
+                    log.error("shard %d could not be restarted: %s", i, err)
+
+    def end(self) -> None:
+        """The other shards end on their own with the run; any still up after the grace is told to stop."""
+        self._over.set()
+        if self._watch.is_alive():
+            self._watch.join()
+        children = list(self.procs.values())
+        deadline = time.monotonic() + self.config.stop_grace_seconds + 5
+        while any(c.poll() is None for c in children) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        for child in children:
+            try:
+                child.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
 
 
 def _advertised(host: str) -> str:
@@ -55,12 +112,14 @@ def _advertised(host: str) -> str:
     return socket.getfqdn() if host in ("0.0.0.0", "::", "") else host
 
 
-def _start_shard(spec: RunSpec, config: ServerConfig, root: Path, index: int) -> tuple[subprocess.Popen, int]:
-    """Shard `index` as a ps-serve subprocess with every field of this run (a --config file), on a free port."""
+def _start_shard(spec: RunSpec, config: ServerConfig, root: Path, index: int, port: int = 0,
+                 addresses: str = "") -> tuple[subprocess.Popen, int]:
+    """Shard `index` as a ps-serve subprocess with every field of this run (a --config file), on `port`
+    (0: a free one); a restarted shard gets every shard's address, to ask the others how far the run is."""
     run_dir = root / f"shard-{index}"
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "port").unlink(missing_ok=True)  # the last life's: wait for this one's
-    server = dataclasses.replace(config, run_dir=str(run_dir), shard=str(index), port=0, shard_addresses="",
+    server = dataclasses.replace(config, run_dir=str(run_dir), shard=str(index), port=port, shard_addresses=addresses,
                                  metrics_port=-1 if config.metrics_port < 0 else 0)
     fields = json.loads(spec.to_json()) | dataclasses.asdict(server)
     path = root / f"shard-{index}.json"
@@ -79,22 +138,6 @@ def _start_shard(spec: RunSpec, config: ServerConfig, root: Path, index: int) ->
     raise OSError(f"shard {index} did not bind a port within {START_SECONDS:.0f} s: see {root / f'shard-{index}.log'}")
 
 
-def _end(children: list[subprocess.Popen], grace: float) -> None:
-    """The other shards end on their own with the run; any still up after the grace is told to stop."""
-    deadline = time.monotonic() + grace + 5
-    while any(c.poll() is None for c in children) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    for child in children:
-        if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
-    for child in children:
-        try:
-            child.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
-
-
 def _join(root: Path, count: int) -> None:
     """The run's params_final.npz and summary.json from the shards' (each best effort, said in one line)."""
     try:
@@ -109,7 +152,7 @@ def _join(root: Path, count: int) -> None:
         except (OSError, ValueError):
             summaries.append(None)
     if summaries[0] is None:
-        print(f"ps-serve: no summary.json for the sharded run: shard 0 left none", file=sys.stderr)
+        print("ps-serve: no summary.json for the sharded run: shard 0 left none", file=sys.stderr)
         return
     doc = dict(summaries[0])
     doc["shards"] = [None if s is None else {k: s.get(k) for k in SHARD_FIGURES} for s in summaries]

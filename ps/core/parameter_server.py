@@ -401,6 +401,18 @@ class ParameterServer:
             raise RequestError("NOT_FOUND", "unknown_worker", f"incarnation {incarnation[:16]!r} is not this "
                                f"server's ({self.incarnation}): the server restarted; register again")
 
+    def catch_up(self, global_step: int, stop_reason: str) -> None:
+        """A restarted shard takes the other shards' T (ps/shard_peers.py) and the stop one of them
+        decided: its learning-rate schedule and stop are theirs again."""
+        with self._lock:
+            if global_step > self.global_step:
+                log.info("T %d -> %d: the other shards' (pushes since this shard's checkpoint)", self.global_step,
+                         global_step)
+                self.global_step = global_step
+            if stop_reason:
+                self._stop(stop_reason)
+            self._check_stop()
+
     def bound(self, port: int) -> None:
         """The port the server listens on: a shard whose own entry in --shard-addresses asked for a
         free port (host:0, as the local launcher gives shard 0) hands the workers the bound one."""
