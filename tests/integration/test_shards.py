@@ -1,0 +1,86 @@
+"""Gorila's sharded parameter server with real processes: `ps-serve --shards 2 --local-workers 2` (two
+ps-serve shards, two worker processes, real gRPC) solves CartPole, and a shard killed with SIGKILL
+mid-run is restarted on its port, resumes from its checkpoint, takes the other shard's T, and the run
+completes with both shards stopping at the same T and every shard's records agreeing with it."""
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ps.api.saved import load_policy
+from tests.conftest import cli, reached
+
+CARTPOLE = ["--env", "CartPole-v1", "--algo", "a3c", "--seed", "1", "--shards", "2", "--local-workers", "2"]
+
+
+def run_sharded(root: Path, *args: str) -> subprocess.Popen:
+    return subprocess.Popen([cli("ps-serve"), "--port", "0", "--run-dir", str(root), *CARTPOLE, *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def finish(proc: subprocess.Popen, seconds: float) -> str:
+    try:
+        out, _ = proc.communicate(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+        raise AssertionError(f"the sharded run did not finish in {seconds:.0f} s:\n{out[-3000:]}")
+    assert proc.returncode == 0, out[-3000:]
+    return out
+
+
+def rows(path: Path) -> int:
+    return path.read_text().count("\n") - 1
+
+
+def test_two_shards_and_two_workers_solve_cartpole_and_leave_one_policy(tmp_path):
+    root = tmp_path / "run"
+    out = finish(run_sharded(root, "--target-return", "475", "--total-steps", "600000"), 240)
+    summary = json.loads((root / "summary.json").read_text())
+    assert reached(summary, 475), out[-2000:]
+    first, second = summary["shards"]
+    # every push went to both shards: the same T, the same updates, the same stop, each slice half the buffer
+    assert first["env_steps"] == second["env_steps"] == summary["env_steps"]
+    assert first["updates"] == second["updates"] == summary["updates"]
+    assert first["stop_reason"] == summary["stop_reason"] and second["stop_reason"].startswith("mean100")
+    assert first["shard"]["end"] == second["shard"]["start"] and second["shard"]["end"] == summary["parameters"]
+    for i in (0, 1):
+        assert rows(root / f"shard-{i}" / "pushes.csv") == summary["updates"]
+    policy = load_policy(root)  # params_final.npz, joined from the shards' slices
+    assert policy.theta.size == summary["parameters"] and np.isfinite(policy.theta).all()
+    eval_out = subprocess.run([cli("ps-eval"), str(root), "--episodes", "3", "--deterministic"],
+                              capture_output=True, text=True, timeout=120)
+    assert eval_out.returncode == 0, eval_out.stderr
+    assert json.loads((root / "eval.json").read_text())["mean_return"] > 200  # a random policy scores ~22
+
+
+@pytest.mark.timeout(300)
+def test_a_shard_killed_with_sigkill_is_restarted_resumes_and_the_run_completes(tmp_path):
+    root = tmp_path / "run"
+    proc = run_sharded(root, "--target-return", "none", "--total-steps", "150000", "--checkpoint-every", "1")
+    lock = root / "shard-1" / ".lock"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not list((root / "shard-1" / "checkpoints").glob("ckpt-*.a3c"))[1:]:
+        time.sleep(0.2)
+    pid = int(lock.read_text().split()[1])
+    os.kill(pid, signal.SIGKILL)
+    out = finish(proc, 240)
+
+    log = (root / "shard-1.log").read_text()
+    assert "resuming from" in log, log[-2000:]
+    assert "restarting it on port" in out
+    summary = json.loads((root / "summary.json").read_text())
+    first, second = summary["shards"]
+    assert first["stop_reason"] == second["stop_reason"] == "total steps 150000 reached"
+    assert first["env_steps"] == second["env_steps"] >= 150_000  # the restarted shard took shard 0's T
+    # the restarted shard lost only the pushes since its checkpoint, and its records say so
+    assert 0 <= first["updates"] - second["updates"] < first["updates"] // 4
+    for i, figures in enumerate((first, second)):
+        assert rows(root / f"shard-{i}" / "pushes.csv") == figures["updates"]
+    resumed_at = int(log.split("resuming from")[1].split("version ")[1].split(")")[0])
+    assert resumed_at <= second["updates"]
