@@ -129,6 +129,9 @@ def serve_metrics(core, host: str, port: int, faults=None) -> PrometheusMetrics:
     loopback by default: /metrics has no authentication); the bound port goes to run_dir/metrics_port.
     With `faults` (a DiskFaults), its counts are exported as a3c_ps_disk_faults_total{kind}."""
     metrics = PrometheusMetrics(learning_rate=core.spec.lr)
+    if core.config.shards > 1:  # which shard this endpoint is: every shard serves its own /metrics
+        Gauge("a3c_ps_shard_info", "This server's shard of a sharded run (ps/api/shards.py).", ["shard", "shards"],
+              registry=metrics.registry).labels(str(core.config.shard_index), str(core.config.shards)).set(1)
     if faults is not None:
         faults.subscribe(metrics.on_disk_fault)
     try:

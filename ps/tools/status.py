@@ -99,6 +99,60 @@ def eval_lines(status: dict) -> list[str]:
             f"rounds {status['evaluations']:,}   target judged on {status.get('target_on', 'train')}"]
 
 
+def with_shards(status: dict, client: "StatusClient", token: str, tls_ca: str) -> dict:
+    """A sharded run's status with every shard's own under "shards" (the address's shard is the one
+    asked; a shard that does not answer is there as its error)."""
+    shard = status.get("shard")
+    if not shard or shard.get("count", 1) <= 1:
+        return status
+    shards = []
+    for i, address in enumerate(shard.get("addresses", [])):
+        if i == shard["index"]:
+            shards.append(status)
+            continue
+        other = StatusClient(address, client.timeout, token, tls_ca)
+        try:
+            shards.append(other.fetch())
+        except Exception as err:  # noqa: BLE001 - a shard being restarted is shown as such
+            code = err.code().name if hasattr(err, "code") else type(err).__name__
+            shards.append({"error": code})
+        finally:
+            other.close()
+    return {**status, "shards": [_shard_figures(s, a) for s, a in zip(shards, shard.get("addresses", []))]}
+
+
+SHARD_FIGURES = ("env_steps", "version", "updates_per_second", "env_steps_per_second", "state", "stop_reason",
+                 "incarnation")
+
+
+def _shard_figures(status: dict, address: str) -> dict:
+    if "error" in status:
+        return {"address": address, **status}
+    st = status.get("staleness", {})
+    return {"address": address, **{k: status.get(k) for k in SHARD_FIGURES}, "shard": status.get("shard"),
+            "staleness": {k: st.get(k) for k in ("p50", "p99", "max")}}
+
+
+def shards_table(status: dict) -> Table | None:
+    """One row a shard: its slice, T, version, rates and staleness; the run's staleness is the largest."""
+    shards = status.get("shards")
+    if not shards:
+        return None
+    table = Table(title=f"shards ({len(shards)}; staleness of a push is its largest over them)",
+                  title_justify="left", box=None, header_style="bold")
+    for name in ("shard", "address", "slice", "T", "version", "updates/s", "staleness p50/p99/max", "state"):
+        table.add_column(name, justify="left" if name in ("address", "state") else "right")
+    for i, s in enumerate(shards):
+        if "error" in s:
+            table.add_row(str(i), s["address"], "-", "-", "-", "-", "-", f"not answering ({s['error'][:60]})")
+            continue
+        sl, st = s.get("shard") or {}, s["staleness"]
+        table.add_row(str(i), s["address"], f"{sl.get('start')}..{sl.get('end')}", f"{s['env_steps']:,}",
+                      f"{s['version']:,}", f"{s.get('updates_per_second') or 0:,.1f}",
+                      f"{st['p50']}/{st['p99']}/{st['max']}", s["state"])
+    return table
+
+
 def render(status: dict, address: str = ""):
     steps, total = status["env_steps"], status["total_steps"]
     m, best = status.get("final_mean100"), status.get("best_mean100")
@@ -117,7 +171,8 @@ def render(status: dict, address: str = ""):
     ]
     if status.get("rejected"):
         head.append("rejected  " + "  ".join(f"{k}={v}" for k, v in status["rejected"].items()))
-    return Group(Text("\n".join(head)), Text(""), workers_table(status))
+    shards = shards_table(status)
+    return Group(Text("\n".join(head)), Text(""), *((shards, Text("")) if shards else ()), workers_table(status))
 
 
 # --- the command ---------------------------------------------------------------------------------
@@ -128,14 +183,15 @@ def _error(address: str, err) -> int:
     return 2
 
 
-def watch(client: StatusClient, console: Console, interval: float) -> int:
+def watch(client: StatusClient, console: Console, interval: float, more=lambda status: status) -> int:
+    """Refresh until the run is over; `more` adds to each status (a sharded run's other shards)."""
     import grpc
-    status = client.fetch()
+    status = more(client.fetch())
     with Live(render(status, client.address), console=console, refresh_per_second=4) as live:
         while status["state"] != "done":
             time.sleep(interval)
             try:
-                status = client.fetch()
+                status = more(client.fetch())
             except grpc.RpcError as err:
                 if status["state"] in ("stopping", "done"):
                     break  # the server finished and exited between two looks
@@ -168,9 +224,10 @@ def main(argv=None) -> int:
         return 2
     console = Console()
     try:
+        token = load_token(args.token_file)
         if args.watch and not args.json:
-            return watch(client, console, args.interval)
-        status = client.fetch()
+            return watch(client, console, args.interval, lambda s: with_shards(s, client, token, args.tls_ca))
+        status = with_shards(client.fetch(), client, token, args.tls_ca)
     except grpc.RpcError as err:
         return _error(args.ps, err)
     except KeyboardInterrupt:

@@ -67,6 +67,11 @@ def test_a_shard_killed_with_sigkill_is_restarted_resumes_and_the_run_completes(
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not list((root / "shard-1" / "checkpoints").glob("ckpt-*.a3c"))[1:]:
         time.sleep(0.2)
+    status = subprocess.run([cli("ps-status"), "--ps", f"127.0.0.1:{(root / 'shard-0' / 'port').read_text().strip()}",
+                             "--json"], capture_output=True, text=True, timeout=60)
+    shards = json.loads(status.stdout)["shards"]  # ps-status asks every shard
+    assert [s["shard"]["index"] for s in shards] == [0, 1] and all(s["state"] == "running" for s in shards)
+    assert shards[0]["shard"]["end"] == shards[1]["shard"]["start"]
     pid = int(lock.read_text().split()[1])
     os.kill(pid, signal.SIGKILL)
     out = finish(proc, 240)
