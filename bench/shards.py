@@ -1,0 +1,174 @@
+"""Gorila's sharded parameter server: Atari-size push capacity for 1, 2 and 4 shards.
+
+    python -m bench.shards                         # 1, 2, 4 shards; 8 simulated workers in 4 processes
+    python -m bench.shards --shards 1 2 --pushers 8 --seconds 6
+
+`ps-serve --shards N` (every shard on this host, no local workers) is pushed by simulated workers:
+no env and no torch, each a real worker's client (worker/sharded.py over gRPC: it registers with every
+shard, pushes each its slice of a synthetic ~0.7M float32 gradient at once, and assembles the
+replies), pushing as fast as the replies come back. Per N: the pushes applied per second, each
+shard's server CPU per push (its process's CPU seconds over the window / the pushes it applied), and
+the capacity a host with a core per shard would have: 1 / the busiest shard's CPU per push, each shard
+alone on its core. On this 2-core machine the pushers share the cores with the shards, so the
+applied rate is a floor; the CPU per push per shard is what shows the 1/N split.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+from .common import bin_path, console, fmt, launch, print_table, start_and_collect, stop_process, wait_for_file
+from .server import SIZES
+
+HOST_CORES = 16  # the projection's host
+
+
+def pusher_process(address: str, size: int, threads: int, barrier, seconds: float, out) -> None:
+    """`threads` simulated workers, each a ShardedSource with its own channels, pushing back to back."""
+    try:
+        import threading
+
+        import numpy as np
+
+        from ps.api.layout import Layout
+        from ps.api.malloc_tuning import keep_freed_buffers
+        from ps.api.source import Push
+        from worker.client import ClientConfig, PSClient
+        from worker.sharded import ShardedSource
+        keep_freed_buffers()
+        layout = Layout.from_pairs([("theta", (size,))])
+        gradient = (np.random.default_rng().standard_normal(size).astype(np.float32) * 1e-3).tobytes()
+        workers = []
+        for _ in range(threads):
+            source = ShardedSource(PSClient(ClientConfig(address=address)),
+                                   lambda a: PSClient(ClientConfig(address=a)))
+            reg = source.register("sim", 0)
+            version = source.pull(reg.worker_id, layout, gradient).version  # the first offer is adopted
+            workers.append((source, reg.worker_id, version))
+        counts, lock = [], threading.Lock()
+
+        def run(source, worker_id, version, end):
+            n = 0
+            while time.perf_counter() < end:
+                version = source.push(Push(worker_id, version, gradient, 20)).version
+                n += 1
+            with lock:
+                counts.append(n)
+        barrier.wait(timeout=300)
+        end = time.perf_counter() + seconds
+        ts = [threading.Thread(target=run, args=(*w, end)) for w in workers]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        for source, _, _ in workers:
+            source.close()
+        out.put(sum(counts))
+    except Exception as err:  # noqa: BLE001 - reported by start_and_collect
+        out.put(f"simulated worker failed: {type(err).__name__}: {err}")
+
+
+def shard_pids(root: Path, count: int, launcher_pid: int) -> list[int]:
+    """Each shard's process: shard 0 is the launcher itself, the others name theirs in their run dir's lock."""
+    return [launcher_pid] + [int((root / f"shard-{i}" / ".lock").read_text().split()[1]) for i in range(1, count)]
+
+
+def updates(root: Path, count: int) -> list[int]:
+    """Pushes applied so far by each shard (its pushes.csv rows; flushed about every second)."""
+    return [max(0, (root / f"shard-{i}" / "pushes.csv").read_text().count("\n") - 1)
+            if (root / f"shard-{i}" / "pushes.csv").exists() else 0 for i in range(count)]
+
+
+def measure(count: int, pushers: int, processes: int, seconds: float, size: int, tmp: Path) -> dict:
+    root = tmp / f"shards-{count}"
+    cmd = [bin_path("ps-serve"), "--port", "0", "--run-dir", str(root), "--target-return", "none",
+           "--total-steps", "1000000000", "--progress-seconds", "3600", "--log-level", "WARNING",
+           "--checkpoint-every", "0", *(["--shards", str(count)] if count > 1 else [])]
+    launched = launch(cmd, tmp / f"shards-{count}.log")
+    try:
+        port_file = root / ("shard-0" if count > 1 else "") / "port"
+        address = f"127.0.0.1:{wait_for_file(port_file, launched.proc, timeout=180)}"
+        procs = [psutil.Process(pid) for pid in shard_pids(root, count, launched.proc.pid)]
+        ctx = mp.get_context("spawn")
+        out = ctx.Queue()
+        nproc = min(pushers, processes)
+        split = [pushers // nproc + (i < pushers % nproc) for i in range(nproc)]
+        barrier = ctx.Barrier(nproc + 1)
+        ps = [ctx.Process(target=pusher_process, args=(address, size, k, barrier, seconds, out)) for k in split]
+        start = {}
+
+        def on_start():
+            start["cpu"] = [_cpu(p) for p in procs]
+            start["t"] = time.perf_counter()
+        results = start_and_collect(ps, out, barrier, 300 + seconds, "a simulated worker", on_start=on_start)
+        wall = time.perf_counter() - start["t"]
+        cpu = [_cpu(p) - c for p, c in zip(procs, start["cpu"])]
+    finally:
+        stop_process(launched.proc, timeout=120)
+    pushes = sum(results)
+    per_shard_ms = [c / max(pushes, 1) * 1e3 for c in cpu]
+    summary = json.loads((root / "summary.json").read_text()) if (root / "summary.json").exists() else {}
+    return {"shards": count, "pushes_per_second": pushes / wall, "cpu_ms": per_shard_ms,
+            "projected": 1e3 / max(per_shard_ms) if max(per_shard_ms) > 0 else float("nan"),
+            "updates": [s["updates"] for s in summary.get("shards", [])] or [summary.get("updates")]}
+
+
+def _cpu(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return times.user + times.system
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.shards", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--shards", type=int, nargs="+", default=[1, 2, 4])
+    p.add_argument("--pushers", type=int, default=8, help="simulated workers pushing back to back")
+    p.add_argument("--processes", type=int, default=4, help="processes the simulated workers are spread over")
+    p.add_argument("--seconds", type=float, default=6.0, help="measured seconds per setting")
+    args = p.parse_args(argv)
+    size = SIZES["atari"]
+    rows, base, points = [], None, []
+    with tempfile.TemporaryDirectory(prefix="bench-shards-") as tmp_name:
+        for count in args.shards:
+            r = measure(count, args.pushers, args.processes, args.seconds, size, Path(tmp_name))
+            base = base or r
+            points.append((count, max(r["cpu_ms"])))
+            console.print(f"{count} shard(s): {r['pushes_per_second']:.0f} pushes/s, CPU per push per shard "
+                          f"{', '.join(f'{c:.2f}' for c in r['cpu_ms'])} ms")
+            rows.append([count, fmt(r["pushes_per_second"], 0),
+                         f"{r['pushes_per_second'] / base['pushes_per_second']:.2f}x",
+                         " / ".join(f"{c:.2f}" for c in r["cpu_ms"]), f"{max(r['cpu_ms']) / max(base['cpu_ms']):.2f}",
+                         fmt(r["projected"], 0)])
+    print_table(f"Shards: Atari-size pushes ({size:,} float32) from {args.pushers} simulated workers, "
+                f"{args.seconds:g} s each",
+                ["shards", "pushes/s here", "vs 1", "server CPU ms per push, each shard", "busiest vs 1 shard",
+                 "capacity, a core per shard (pushes/s)"], rows,
+                "here: the pushers share this host's cores with the shards; capacity = 1 / the busiest shard's "
+                "CPU per push, each shard alone on its own core")
+    fixed, split = fit(points)
+    console.print(f"CPU per push of the busiest shard ~ {fixed:.3f} ms + {split:.3f} ms / N (least squares over "
+                  f"N = {', '.join(str(n) for n, _ in points)}); on a {HOST_CORES}-core host: " + ", ".join(
+                      f"{n} shards ~{1e3 / (fixed + split / n):,.0f} pushes/s" for n in (1, 2, 4, 8) if n < HOST_CORES)
+                  + f" (the other {HOST_CORES} - N cores for workers)")
+    return 0
+
+
+def fit(points: list[tuple[int, float]]) -> tuple[float, float]:
+    """(a, b) of cpu = a + b / N, least squares; (cpu, 0) from one point."""
+    if len(points) < 2:
+        return points[0][1], 0.0
+    import numpy as np
+    x = np.array([1 / n for n, _ in points])
+    y = np.array([c for _, c in points])
+    b, a = np.polyfit(x, y, 1)
+    return float(a), float(b)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
