@@ -22,8 +22,11 @@ venv: $(STAMP)
 run: venv
 	$(BIN)/ps-serve --env CartPole-v1 --algo a3c --port 0 --run-dir $(RUN_DIR) --target-return 475 --local-workers 2
 
+# Two passes: most tests two at a time (they wait on subprocesses and timeouts as much as they
+# compute), then alone the few marked serial, whose assertions compare rates or wall-clock budgets.
 test: venv
-	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=25 tests
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 -m "not serial" --durations=25 tests
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m serial --durations=10 tests
 
 bench: venv
 	$(BIN)/python -m bench.cartpole

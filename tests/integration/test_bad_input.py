@@ -213,6 +213,7 @@ def _strict_status(stub) -> dict:
     return json.loads(stub.Status(pb.StatusRequest(), timeout=5).status_json, parse_constant=no_constants)
 
 
+@pytest.mark.serial  # "at once": a wall-clock bound
 def test_hostile_episode_data_is_refused_at_once_and_leaves_the_episode_window_alone(joined):
     stub, wid = joined
     before = _strict_status(stub)

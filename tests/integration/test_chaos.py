@@ -9,6 +9,8 @@ import pytest
 
 from bench.chaos import ChaosConfig, print_report, run_chaos
 
+pytestmark = pytest.mark.serial  # a run that must reach its budget while faults are injected on a schedule
+
 # seconds after the first update, kind, hold seconds: one of each, all done well before the budget
 # (216k env steps: ~72 s at the nominal 3,000 steps/s, and no less than ~56 s at the 50 ms sleep's
 # ceiling of 3 x 20 pushes/s x 64 steps)

@@ -33,7 +33,8 @@ DELAY_MS = 20
 RUN_TIMEOUT_SECONDS = 150
 
 _why_not = None if kubectl() is None else cannot_make_namespaces()
-pytestmark = [pytest.mark.skipif(kubectl() is None, reason="kubectl (with kustomize) is not installed"),
+pytestmark = [pytest.mark.serial,  # a link delay measured against the round trip
+              pytest.mark.skipif(kubectl() is None, reason="kubectl (with kustomize) is not installed"),
               pytest.mark.skipif(_why_not is not None, reason=f"no network namespaces here: {_why_not}")]
 
 # What the readiness probe asks (grpc.health.v1 Check), asked from a worker's host through the Service name;

@@ -11,6 +11,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from bench.chaos import Stalled
 from tests.conftest import kill, start_server
 
+pytestmark = pytest.mark.serial  # compares push rates with and without the stalled calls
+
 
 def stall(address: str, count: int, method: str, token: str = "") -> Stalled:
     return Stalled(address, count, (method,), token, timeout=120)

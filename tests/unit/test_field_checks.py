@@ -99,6 +99,7 @@ def test_the_worker_agents_count_steps_within_the_bound():
 
 # --- episodes ---------------------------------------------------------------------------------------
 
+@pytest.mark.serial  # "at once": a wall-clock bound
 def test_a_push_with_a_million_returns_is_refused_at_once_without_reading_them(core):
     wid = join(core)
     start = time.perf_counter()
