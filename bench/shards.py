@@ -2,6 +2,7 @@
 
     python -m bench.shards                         # 1, 2, 4 shards; 8 simulated workers in 4 processes
     python -m bench.shards --shards 1 2 --pushers 8 --seconds 6
+    python -m bench.shards --learning --seeds 1 2 3   # CartPole to 475: one server against 2 shards
 
 `ps-serve --shards N` (every shard on this host, no local workers) is pushed by simulated workers:
 no env and no torch, each a real worker's client (worker/sharded.py over gRPC: it registers with every
@@ -11,6 +12,10 @@ shard's server CPU per push (its process's CPU seconds over the window / the pus
 the capacity a host with a core per shard would have: 1 / the busiest shard's CPU per push, each shard
 alone on its core. On this 2-core machine the pushers share the cores with the shards, so the
 applied rate is a floor; the CPU per push per shard is what shows the 1/N split.
+
+--learning: real workers instead (ps-serve --local-workers 2, CartPole-v1 to 475, per seed), one
+server against --shards 2: env steps and seconds to the target, which sharding should not change
+beyond the noise between seeds (the math is the same; only the order pushes land in differs).
 """
 from __future__ import annotations
 
@@ -23,7 +28,8 @@ from pathlib import Path
 
 import psutil
 
-from .common import bin_path, console, fmt, launch, print_table, start_and_collect, stop_process, wait_for_file
+from .common import (bin_path, console, fmt, launch, median, print_table, start_and_collect, stop_process,
+                     wait_for_file)
 from .server import SIZES
 
 HOST_CORES = 16  # the projection's host
@@ -124,6 +130,43 @@ def _cpu(process: psutil.Process) -> float:
     return times.user + times.system
 
 
+def learn(seed: int, count: int, tmp: Path, timeout: float = 600.0) -> dict:
+    """One CartPole run to 475 with 2 local workers: its summary's steps and seconds to the target."""
+    root = tmp / f"learn-{count}-{seed}"
+    cmd = [bin_path("ps-serve"), "--env", "CartPole-v1", "--port", "0", "--run-dir", str(root), "--seed", str(seed),
+           "--local-workers", "2", "--target-return", "475", "--progress-seconds", "3600",
+           *(["--shards", str(count)] if count > 1 else [])]
+    launched = launch(cmd, tmp / f"learn-{count}-{seed}.log")
+    try:
+        launched.proc.wait(timeout=timeout)
+    except Exception:  # noqa: BLE001 - an unfinished run counts as not solved
+        pass
+    finally:
+        stop_process(launched.proc, timeout=120)
+    summary = json.loads((root / "summary.json").read_text()) if (root / "summary.json").exists() else {}
+    return {"solved": bool(summary.get("solved")), "steps": summary.get("steps_to_target"),
+            "seconds": summary.get("time_to_target_seconds")}
+
+
+def learning(seeds: list[int], tmp: Path) -> None:
+    rows, by_count = [], {1: [], 2: []}
+    for seed in seeds:
+        for count in (1, 2):
+            r = learn(seed, count, tmp)
+            by_count[count].append(r)
+            console.print(f"seed {seed}, {count} shard(s): {'solved' if r['solved'] else 'not solved'} at "
+                          f"{r['steps']} steps, {r['seconds']} s")
+            rows.append([seed, count, "yes" if r["solved"] else "no", fmt(r["steps"], 0, thousands=True),
+                         fmt(r["seconds"], 1)])
+    for count, results in by_count.items():
+        rows.append(["median", count, f"{sum(r['solved'] for r in results)}/{len(results)}",
+                     fmt(median([r["steps"] for r in results]), 0, thousands=True),
+                     fmt(median([r["seconds"] for r in results]), 1)])
+    print_table("CartPole-v1 to 475, 2 local workers: one server against 2 shards",
+                ["seed", "shards", "solved", "env steps to 475", "seconds to 475"], rows,
+                "seconds from the server's start; an unsolved run counts as infinite in the median")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.shards", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -131,7 +174,13 @@ def main(argv=None) -> int:
     p.add_argument("--pushers", type=int, default=8, help="simulated workers pushing back to back")
     p.add_argument("--processes", type=int, default=4, help="processes the simulated workers are spread over")
     p.add_argument("--seconds", type=float, default=6.0, help="measured seconds per setting")
+    p.add_argument("--learning", action="store_true", help="CartPole to 475, one server against 2 shards")
+    p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     args = p.parse_args(argv)
+    if args.learning:
+        with tempfile.TemporaryDirectory(prefix="bench-shards-") as tmp_name:
+            learning(args.seeds, Path(tmp_name))
+        return 0
     size = SIZES["atari"]
     rows, base, points = [], None, []
     with tempfile.TemporaryDirectory(prefix="bench-shards-") as tmp_name:
