@@ -124,7 +124,8 @@ class PSClient:
                                  episode_returns=push.episode_returns, episode_lengths=push.episode_lengths,
                                  stats=push.stats, target_version=push.target_version,
                                  incarnation=self.incarnation, moments=moments_to_proto(push.moments),
-                                 grad_norm=push.grad_norm)
+                                 grad_norm=push.grad_norm,
+                                 run_staleness=push.run_staleness if push.run_staleness >= 0 else None)
         raw = self._call(self._push, join_tensor(request, "gradients", push.gradient, push.dtype), retry=False)
         try:
             reply, _, params = split_tensor(raw, pb.PushReply, "params")

@@ -46,6 +46,7 @@ class ShardedSource:
         self.target = bytearray()   # the assembled theta- (value-based methods)
         self.joined: tuple[str, int, bool] = ("", 0, False)
         self.rejoins = 0
+        self.last_staleness = -1    # the previous push's, the largest over the shards: told to shard 0
         self._pool: ThreadPoolExecutor | None = None
 
     @property
@@ -124,7 +125,7 @@ class ShardedSource:
             s = self.slices[i]
             part = Push(self.ids[i], self.versions[i], gradient[s.start * width:s.end * width], push.env_steps,
                         push.dtype, (), push.episode_returns, push.episode_lengths, push.stats,
-                        self.target_versions[i], push.moments, norm)
+                        self.target_versions[i], push.moments, norm, self.last_staleness if i == 0 else -1)
             try:
                 return self.sources[i].push(part)
             except Exception as err:  # noqa: BLE001 - raised below once every shard has answered
@@ -137,9 +138,10 @@ class ShardedSource:
         weights = self._weights([Weights(o.params, o.version, o.stop, o.global_step, o.target_version,
                                          o.target_params) for o in outcomes])
         first = outcomes[0]
+        self.last_staleness = max(o.staleness for o in outcomes)
         return PushOutcome(all(o.applied for o in outcomes), "; ".join(o.dropped_reason for o in outcomes
                                                                          if o.dropped_reason),
-                           first.version, max(o.staleness for o in outcomes), weights.stop, weights.global_step,
+                           first.version, self.last_staleness, weights.stop, weights.global_step,
                            first.learning_rate, weights.params, weights.target_version, weights.target_params)
 
     def leave(self, worker_id: int, reason: str) -> None:

@@ -49,6 +49,7 @@ class Push:
     target_version: int = 0           # the theta- version the worker holds (value-based methods)
     moments: tuple[Moments, ...] = () # what the worker saw since its last push, for the layout's buffers
     grad_norm: float = 0.0            # a shard's slice: the L2 norm of the whole gradient (0: unsharded)
+    run_staleness: int = -1           # sharded, to shard 0: the previous push's largest staleness over the shards
 
 
 class PushOutcome(NamedTuple):

@@ -35,6 +35,7 @@ from ps.core.workers import WorkerRegistry
 from ps.records.pushlog import PushLog
 
 log = logging.getLogger("ps")
+MAX_RUN_STALENESS = 1 << 20  # a push's staleness over all shards, as a worker reports it: at most this
 
 
 def derive_seed(run_seed: int, worker_id: int) -> int:
@@ -61,6 +62,7 @@ class ParameterServer:
         self.global_step = 0
         self.workers = WorkerRegistry(config.max_registered_workers)  # live workers; departed ones reaped
         self.staleness = StalenessStats()
+        self.run_staleness = StalenessStats()      # sharded, on shard 0: each push's largest over the shards
         self.episodes = EpisodeWindow()
         self.evaluations = EvaluationRecord()      # rounds reported by evaluators (ps/core/evaluations.py)
         self.rejected: dict[str, int] = {}
@@ -141,6 +143,8 @@ class ParameterServer:
                 self._count("bad_version")
                 raise invalid("bad_version", f"base_version {push.base_version} is outside 0..{self.version} "
                                              f"(the current version)")
+            if push.run_staleness != -1:  # -1: not given
+                self._record_run_staleness(push.run_staleness)
             self.global_step += push.env_steps
             info.pushes += 1
             info.env_steps += push.env_steps
@@ -192,6 +196,15 @@ class ParameterServer:
             except Exception as err:  # noqa: BLE001 - an observer fails alone: the update is applied, the reply goes out
                 self.pushlog.faults.record(getattr(observer, "fault_kind", type(observer).__name__), err)
         return outcome
+
+    def _record_run_staleness(self, value: int) -> None:
+        """A worker's previous push's staleness, the largest over the shards (caller holds the lock).
+        Another shard's version may be ahead of this one's (it restarted), so no bound but a sane one."""
+        if self.config.shards == 1 or not 0 <= value <= MAX_RUN_STALENESS:
+            self._count("bad_run_staleness")
+            raise invalid("bad_run_staleness", f"run_staleness {value} is not a staleness of a sharded run "
+                                                f"(0..{MAX_RUN_STALENESS}, and only with --shards)")
+        self.run_staleness.record(value)
 
     def _global_norm(self, claimed: float, slice_norm: float) -> float:
         """A shard clips by the whole gradient's norm, which the worker sends: it must be finite and
@@ -311,6 +324,7 @@ class ParameterServer:
                 "best_mean100": self.episodes.best_mean100,
                 "learning_rate": optim.linear_lr(self.spec.lr, self.global_step, self.spec.total_steps),
                 "staleness": self.staleness.summary(),
+                "run_staleness": self.run_staleness.summary() if self.config.shards > 1 else None,
                 "rejected": dict(self.rejected),
                 "dropped": dict(self.dropped),
                 "policy": {"optimizer": self.spec.optimizer, "sync": self.spec.sync,
@@ -356,6 +370,7 @@ class ParameterServer:
             meta = {"version": self.version, "global_step": self.global_step, "run_spec": json.loads(self.spec.to_json()),
                     "layout": self.layout.to_dict(), "layout_hash": self.layout.hash, "flat_arrays": [],
                     "episodes": self.episodes.state(), "staleness_counts": self.staleness.state(),
+                    "run_staleness_counts": self.run_staleness.state(),
                     "rejected": dict(self.rejected), "dropped": dict(self.dropped),
                     "wall_seconds": time.monotonic() - self.started_at,
                     "target_reached_at": self.target_reached_at, "next_worker_id": self.workers.next_id,
@@ -379,6 +394,7 @@ class ParameterServer:
             self.version, self.global_step = int(meta["version"]), int(meta["global_step"])
             self.episodes.load_state(meta["episodes"])
             self.staleness.load_state(meta["staleness_counts"])
+            self.run_staleness.load_state(meta.get("run_staleness_counts", {}))
             self.rejected.update(meta["rejected"])
             self.dropped.update(meta.get("dropped", {}))
             self.started_at = time.monotonic() - float(meta["wall_seconds"])

@@ -144,7 +144,7 @@ class ParameterServerServicer(pb_grpc.ParameterServerServicer):
         push = Push(request.worker_id, request.base_version, data, request.env_steps, gradient.dtype or "float32",
                     tuple(gradient.shape), tuple(request.episode_returns), tuple(request.episode_lengths),
                     dict(request.stats), request.target_version, moments_from_proto(request.moments),
-                    request.grad_norm)
+                    request.grad_norm, request.run_staleness if request.HasField("run_staleness") else -1)
         reply = PushReplyBuffer(self.core.params_nbytes())
         return reply.finish(self.core.push(push, out=reply.params))
 

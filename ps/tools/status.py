@@ -138,8 +138,12 @@ def shards_table(status: dict) -> Table | None:
     shards = status.get("shards")
     if not shards:
         return None
-    table = Table(title=f"shards ({len(shards)}; staleness of a push is its largest over them)",
-                  title_justify="left", box=None, header_style="bold")
+    run = status.get("run_staleness") or {}
+    title = f"shards ({len(shards)})"
+    if run.get("count"):
+        title += (f"; the run's staleness (each push's largest over the shards) p50 {run['p50']} p99 {run['p99']} "
+                  f"max {run['max']}")
+    table = Table(title=title, title_justify="left", box=None, header_style="bold")
     for name in ("shard", "address", "slice", "T", "version", "updates/s", "staleness p50/p99/max", "state"):
         table.add_column(name, justify="left" if name in ("address", "state") else "right")
     for i, s in enumerate(shards):

@@ -51,6 +51,11 @@ def test_two_shards_and_two_workers_solve_cartpole_and_leave_one_policy(tmp_path
     assert first["shard"]["end"] == second["shard"]["start"] and second["shard"]["end"] == summary["parameters"]
     for i in (0, 1):
         assert rows(root / f"shard-{i}" / "pushes.csv") == summary["updates"]
+    # the run's staleness: each push's largest over the shards, told to shard 0 with the worker's next push
+    run = summary["run_staleness"]
+    assert summary["updates"] - 2 <= run["count"] < summary["updates"]
+    assert run["max"] >= max(first["staleness"]["max"], second["staleness"]["max"]) - 1
+    assert run["p50"] >= min(first["staleness"]["p50"], second["staleness"]["p50"])
     policy = load_policy(root)  # params_final.npz, joined from the shards' slices
     assert policy.theta.size == summary["parameters"] and np.isfinite(policy.theta).all()
     eval_out = subprocess.run([cli("ps-eval"), str(root), "--episodes", "3", "--deterministic"],

@@ -140,3 +140,24 @@ def test_shard_flags_are_checked_in_one_line():
                 dict(shards=3, shard="0", shard_addresses="a:1,b:2")):
         with pytest.raises(ConfigError):
             ServerConfig(**bad)
+
+
+def test_the_runs_staleness_is_recorded_by_a_sharded_server_and_refused_by_one_that_is_not(tmp_path):
+    one, shards = _servers(tmp_path, {}, 1)[0], _servers(tmp_path, {}, 2)
+    try:
+        for server in (one, shards[0]):
+            wid = server.register("h", 1)[0]
+            server.pull(wid, LAYOUT, np.zeros(LAYOUT.size, np.float32).tobytes())
+            size = server.shard.size
+            grad = np.full(size, 0.01, np.float32).tobytes()
+            norm = 0.01 * math.sqrt(LAYOUT.size) if server is not one else 0.0
+            bad = (3,) if server is one else (-5, 1 << 21)
+            for value in bad:
+                with pytest.raises(RequestError, match="run_staleness"):
+                    server.push(Push(wid, 0, grad, 5, grad_norm=norm, run_staleness=value))
+            assert server.version == 0 and server.rejected["bad_run_staleness"] == len(bad)
+        shards[0].push(Push(wid, 0, grad, 5, grad_norm=norm, run_staleness=4))
+        assert shards[0].status()["run_staleness"]["max"] == 4 and one.status()["run_staleness"] is None
+    finally:
+        for s in [one, *shards]:
+            s.close()

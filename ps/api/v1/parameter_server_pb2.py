@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n ps/api/v1/parameter_server.proto\x12\ta3c.ps.v1\"4\n\x06Tensor\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\r\n\x05shape\x18\x02 \x03(\x03\x12\r\n\x05\x64type\x18\x03 \x01(\t\"9\n\nTensorSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05shape\x18\x02 \x03(\x03\x12\x0e\n\x06\x62uffer\x18\x03 \x01(\x08\">\n\x06Layout\x12&\n\x07tensors\x18\x01 \x03(\x0b\x32\x15.a3c.ps.v1.TensorSpec\x12\x0c\n\x04hash\x18\x02 \x01(\t\"?\n\x0fRegisterRequest\x12\x0c\n\x04host\x18\x01 \x01(\t\x12\x0b\n\x03pid\x18\x02 \x01(\x03\x12\x11\n\tevaluator\x18\x03 \x01(\x08\"{\n\rRegisterReply\x12\x11\n\tworker_id\x18\x01 \x01(\x03\x12\x0c\n\x04seed\x18\x02 \x01(\x03\x12\x15\n\rrun_spec_json\x18\x03 \x01(\t\x12\x13\n\x0bincarnation\x18\x04 \x01(\t\x12\x0e\n\x06shards\x18\x05 \x03(\t\x12\r\n\x05shard\x18\x06 \x01(\x05\"\x83\x01\n\x0bPullRequest\x12\x11\n\tworker_id\x18\x01 \x01(\x03\x12!\n\x06layout\x18\x02 \x01(\x0b\x32\x11.a3c.ps.v1.Layout\x12)\n\x0einitial_params\x18\x03 \x01(\x0b\x32\x11.a3c.ps.v1.Tensor\x12\x13\n\x0bincarnation\x18\x04 \x01(\t\"\xa4\x01\n\tPullReply\x12!\n\x06params\x18\x01 \x01(\x0b\x32\x11.a3c.ps.v1.Tensor\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12(\n\rtarget_params\x18\x03 \x01(\x0b\x32\x11.a3c.ps.v1.Tensor\x12\x16\n\x0etarget_version\x18\x04 \x01(\x03\x12\x0c\n\x04stop\x18\x05 \x01(\x08\x12\x13\n\x0bglobal_step\x18\x06 \x01(\x03\"\xe6\x02\n\x0bPushRequest\x12\x11\n\tworker_id\x18\x01 \x01(\x03\x12\x14\n\x0c\x62\x61se_version\x18\x02 \x01(\x03\x12$\n\tgradients\x18\x03 \x01(\x0b\x32\x11.a3c.ps.v1.Tensor\x12\x11\n\tenv_steps\x18\x04 \x01(\x03\x12\x17\n\x0f\x65pisode_returns\x18\x05 \x03(\x01\x12\x17\n\x0f\x65pisode_lengths\x18\x06 \x03(\x03\x12\x30\n\x05stats\x18\x07 \x03(\x0b\x32!.a3c.ps.v1.PushRequest.StatsEntry\x12\x16\n\x0etarget_version\x18\x08 \x01(\x03\x12\x13\n\x0bincarnation\x18\t \x01(\t\x12#\n\x07moments\x18\x10 \x03(\x0b\x32\x12.a3c.ps.v1.Moments\x12\x11\n\tgrad_norm\x18\x11 \x01(\x01\x1a,\n\nStatsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"@\n\x07Moments\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\x01\x12\x0c\n\x04mean\x18\x03 \x03(\x01\x12\n\n\x02m2\x18\x04 \x03(\x01\"\x88\x02\n\tPushReply\x12\x0f\n\x07\x61pplied\x18\x01 \x01(\x08\x12\x16\n\x0e\x64ropped_reason\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\x03\x12!\n\x06params\x18\x04 \x01(\x0b\x32\x11.a3c.ps.v1.Tensor\x12\x11\n\tstaleness\x18\x05 \x01(\x03\x12\x0c\n\x04stop\x18\x06 \x01(\x08\x12\x13\n\x0bglobal_step\x18\x07 \x01(\x03\x12\x16\n\x0etarget_version\x18\x08 \x01(\x03\x12(\n\rtarget_params\x18\t \x01(\x0b\x32\x11.a3c.ps.v1.Tensor\x12\x15\n\rlearning_rate\x18\n \x01(\x01\x12\x0f\n\x07padding\x18\x0f \x01(\x0c\"F\n\x0cLeaveRequest\x12\x11\n\tworker_id\x18\x01 \x01(\x03\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x13\n\x0bincarnation\x18\x03 \x01(\t\"\x0c\n\nLeaveReply\"\x0f\n\rStatusRequest\"\"\n\x0bStatusReply\x12\x13\n\x0bstatus_json\x18\x01 \x01(\t\"t\n\x17ReportEvaluationRequest\x12\x11\n\tworker_id\x18\x01 \x01(\x03\x12\x13\n\x0bincarnation\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\x03\x12\x0f\n\x07returns\x18\x04 \x03(\x01\x12\x0f\n\x07lengths\x18\x05 \x03(\x03\"%\n\x15ReportEvaluationReply\x12\x0c\n\x04stop\x18\x01 \x01(\x08\x32\x8e\x03\n\x0fParameterServer\x12@\n\x08Register\x12\x1a.a3c.ps.v1.RegisterRequest\x1a\x18.a3c.ps.v1.RegisterReply\x12\x34\n\x04Pull\x12\x16.a3c.ps.v1.PullRequest\x1a\x14.a3c.ps.v1.PullReply\x12\x34\n\x04Push\x12\x16.a3c.ps.v1.PushRequest\x1a\x14.a3c.ps.v1.PushReply\x12\x37\n\x05Leave\x12\x17.a3c.ps.v1.LeaveRequest\x1a\x15.a3c.ps.v1.LeaveReply\x12:\n\x06Status\x12\x18.a3c.ps.v1.StatusRequest\x1a\x16.a3c.ps.v1.StatusReply\x12X\n\x10ReportEvaluation\x12\".a3c.ps.v1.ReportEvaluationRequest\x1a .a3c.ps.v1.ReportEvaluationReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n ps/api/v1/parameter_server.proto\x12\ta3c.ps.v1\"4\n\x06Tensor\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\r\n\x05shape\x18\x02 \x03(\x03\x12\r\n\x05\x64type\x18\x03 \x01(\t\"9\n\nTensorSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05shape\x18\x02 \x03(\x03\x12\x0e\n\x06\x62uffer\x18\x03 \x01(\x08\">\n\x06Layout\x12&\n\x07tensors\x18\x01 \x03(\x0b\x32\x15.a3c.ps.v1.TensorSpec\x12\x0c\n\x04hash\x18\x02 \x01(\t\"?\n\x0fRegisterRequest\x12\x0c\n\x04host\x18\x01 \x01(\t\x12\x0b\n\x03pid\x18\x02 \x01(\x03\x12\x11\n\tevaluator\x18\x03 \x01(\x08\"{\n\rRegisterReply\x12\x11\n\tworker_id\x18\x01 \x01(\x03\x12\x0c\n\x04seed\x18\x02 \x01(\x03\x12\x15\n\rrun_spec_json\x18\x03 \x01(\t\x12\x13\n\x0bincarnation\x18\x04 \x01(\t\x12\x0e\n\x06shards\x18\x05 \x03(\t\x12\r\n\x05shard\x18\x06 \x01(\x05\"\x83\x01\n\x0bPullRequest\x12\x11\n\tworker_id\x18\x01 \x01(\x03\x12!\n\x06layout\x18\x02 \x01(\x0b\x32\x11.a3c.ps.v1.Layout\x12)\n\x0einitial_params\x18\x03 \x01(\x0b\x32\x11.a3c.ps.v1.Tensor\x12\x13\n\x0bincarnation\x18\x04 \x01(\t\"\xa4\x01\n\tPullReply\x12!\n\x06params\x18\x01 \x01(\x0b\x32\x11.a3c.ps.v1.Tensor\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12(\n\rtarget_params\x18\x03 \x01(\x0b\x32\x11.a3c.ps.v1.Tensor\x12\x16\n\x0etarget_version\x18\x04 \x01(\x03\x12\x0c\n\x04stop\x18\x05 \x01(\x08\x12\x13\n\x0bglobal_step\x18\x06 \x01(\x03\"\x94\x03\n\x0bPushRequest\x12\x11\n\tworker_id\x18\x01 \x01(\x03\x12\x14\n\x0c\x62\x61se_version\x18\x02 \x01(\x03\x12$\n\tgradients\x18\x03 \x01(\x0b\x32\x11.a3c.ps.v1.Tensor\x12\x11\n\tenv_steps\x18\x04 \x01(\x03\x12\x17\n\x0f\x65pisode_returns\x18\x05 \x03(\x01\x12\x17\n\x0f\x65pisode_lengths\x18\x06 \x03(\x03\x12\x30\n\x05stats\x18\x07 \x03(\x0b\x32!.a3c.ps.v1.PushRequest.StatsEntry\x12\x16\n\x0etarget_version\x18\x08 \x01(\x03\x12\x13\n\x0bincarnation\x18\t \x01(\t\x12#\n\x07moments\x18\x10 \x03(\x0b\x32\x12.a3c.ps.v1.Moments\x12\x11\n\tgrad_norm\x18\x11 \x01(\x01\x12\x1a\n\rrun_staleness\x18\x12 \x01(\x03H\x00\x88\x01\x01\x1a,\n\nStatsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x42\x10\n\x0e_run_staleness\"@\n\x07Moments\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\x01\x12\x0c\n\x04mean\x18\x03 \x03(\x01\x12\n\n\x02m2\x18\x04 \x03(\x01\"\x88\x02\n\tPushReply\x12\x0f\n\x07\x61pplied\x18\x01 \x01(\x08\x12\x16\n\x0e\x64ropped_reason\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\x03\x12!\n\x06params\x18\x04 \x01(\x0b\x32\x11.a3c.ps.v1.Tensor\x12\x11\n\tstaleness\x18\x05 \x01(\x03\x12\x0c\n\x04stop\x18\x06 \x01(\x08\x12\x13\n\x0bglobal_step\x18\x07 \x01(\x03\x12\x16\n\x0etarget_version\x18\x08 \x01(\x03\x12(\n\rtarget_params\x18\t \x01(\x0b\x32\x11.a3c.ps.v1.Tensor\x12\x15\n\rlearning_rate\x18\n \x01(\x01\x12\x0f\n\x07padding\x18\x0f \x01(\x0c\"F\n\x0cLeaveRequest\x12\x11\n\tworker_id\x18\x01 \x01(\x03\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x13\n\x0bincarnation\x18\x03 \x01(\t\"\x0c\n\nLeaveReply\"\x0f\n\rStatusRequest\"\"\n\x0bStatusReply\x12\x13\n\x0bstatus_json\x18\x01 \x01(\t\"t\n\x17ReportEvaluationRequest\x12\x11\n\tworker_id\x18\x01 \x01(\x03\x12\x13\n\x0bincarnation\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\x03\x12\x0f\n\x07returns\x18\x04 \x03(\x01\x12\x0f\n\x07lengths\x18\x05 \x03(\x03\"%\n\x15ReportEvaluationReply\x12\x0c\n\x04stop\x18\x01 \x01(\x08\x32\x8e\x03\n\x0fParameterServer\x12@\n\x08Register\x12\x1a.a3c.ps.v1.RegisterRequest\x1a\x18.a3c.ps.v1.RegisterReply\x12\x34\n\x04Pull\x12\x16.a3c.ps.v1.PullRequest\x1a\x14.a3c.ps.v1.PullReply\x12\x34\n\x04Push\x12\x16.a3c.ps.v1.PushRequest\x1a\x14.a3c.ps.v1.PushReply\x12\x37\n\x05Leave\x12\x17.a3c.ps.v1.LeaveRequest\x1a\x15.a3c.ps.v1.LeaveReply\x12:\n\x06Status\x12\x18.a3c.ps.v1.StatusRequest\x1a\x16.a3c.ps.v1.StatusReply\x12X\n\x10ReportEvaluation\x12\".a3c.ps.v1.ReportEvaluationRequest\x1a .a3c.ps.v1.ReportEvaluationReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -48,25 +48,25 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PULLREPLY']._serialized_start=549
   _globals['_PULLREPLY']._serialized_end=713
   _globals['_PUSHREQUEST']._serialized_start=716
-  _globals['_PUSHREQUEST']._serialized_end=1074
-  _globals['_PUSHREQUEST_STATSENTRY']._serialized_start=1030
-  _globals['_PUSHREQUEST_STATSENTRY']._serialized_end=1074
-  _globals['_MOMENTS']._serialized_start=1076
-  _globals['_MOMENTS']._serialized_end=1140
-  _globals['_PUSHREPLY']._serialized_start=1143
-  _globals['_PUSHREPLY']._serialized_end=1407
-  _globals['_LEAVEREQUEST']._serialized_start=1409
-  _globals['_LEAVEREQUEST']._serialized_end=1479
-  _globals['_LEAVEREPLY']._serialized_start=1481
-  _globals['_LEAVEREPLY']._serialized_end=1493
-  _globals['_STATUSREQUEST']._serialized_start=1495
-  _globals['_STATUSREQUEST']._serialized_end=1510
-  _globals['_STATUSREPLY']._serialized_start=1512
-  _globals['_STATUSREPLY']._serialized_end=1546
-  _globals['_REPORTEVALUATIONREQUEST']._serialized_start=1548
-  _globals['_REPORTEVALUATIONREQUEST']._serialized_end=1664
-  _globals['_REPORTEVALUATIONREPLY']._serialized_start=1666
-  _globals['_REPORTEVALUATIONREPLY']._serialized_end=1703
-  _globals['_PARAMETERSERVER']._serialized_start=1706
-  _globals['_PARAMETERSERVER']._serialized_end=2104
+  _globals['_PUSHREQUEST']._serialized_end=1120
+  _globals['_PUSHREQUEST_STATSENTRY']._serialized_start=1058
+  _globals['_PUSHREQUEST_STATSENTRY']._serialized_end=1102
+  _globals['_MOMENTS']._serialized_start=1122
+  _globals['_MOMENTS']._serialized_end=1186
+  _globals['_PUSHREPLY']._serialized_start=1189
+  _globals['_PUSHREPLY']._serialized_end=1453
+  _globals['_LEAVEREQUEST']._serialized_start=1455
+  _globals['_LEAVEREQUEST']._serialized_end=1525
+  _globals['_LEAVEREPLY']._serialized_start=1527
+  _globals['_LEAVEREPLY']._serialized_end=1539
+  _globals['_STATUSREQUEST']._serialized_start=1541
+  _globals['_STATUSREQUEST']._serialized_end=1556
+  _globals['_STATUSREPLY']._serialized_start=1558
+  _globals['_STATUSREPLY']._serialized_end=1592
+  _globals['_REPORTEVALUATIONREQUEST']._serialized_start=1594
+  _globals['_REPORTEVALUATIONREQUEST']._serialized_end=1710
+  _globals['_REPORTEVALUATIONREPLY']._serialized_start=1712
+  _globals['_REPORTEVALUATIONREPLY']._serialized_end=1749
+  _globals['_PARAMETERSERVER']._serialized_start=1752
+  _globals['_PARAMETERSERVER']._serialized_end=2150
 # @@protoc_insertion_point(module_scope)

@@ -89,7 +89,7 @@ class PullReply(_message.Message):
     def __init__(self, params: _Optional[_Union[Tensor, _Mapping]] = ..., version: _Optional[int] = ..., target_params: _Optional[_Union[Tensor, _Mapping]] = ..., target_version: _Optional[int] = ..., stop: _Optional[bool] = ..., global_step: _Optional[int] = ...) -> None: ...
 
 class PushRequest(_message.Message):
-    __slots__ = ("worker_id", "base_version", "gradients", "env_steps", "episode_returns", "episode_lengths", "stats", "target_version", "incarnation", "moments", "grad_norm")
+    __slots__ = ("worker_id", "base_version", "gradients", "env_steps", "episode_returns", "episode_lengths", "stats", "target_version", "incarnation", "moments", "grad_norm", "run_staleness")
     class StatsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -108,6 +108,7 @@ class PushRequest(_message.Message):
     INCARNATION_FIELD_NUMBER: _ClassVar[int]
     MOMENTS_FIELD_NUMBER: _ClassVar[int]
     GRAD_NORM_FIELD_NUMBER: _ClassVar[int]
+    RUN_STALENESS_FIELD_NUMBER: _ClassVar[int]
     worker_id: int
     base_version: int
     gradients: Tensor
@@ -119,7 +120,8 @@ class PushRequest(_message.Message):
     incarnation: str
     moments: _containers.RepeatedCompositeFieldContainer[Moments]
     grad_norm: float
-    def __init__(self, worker_id: _Optional[int] = ..., base_version: _Optional[int] = ..., gradients: _Optional[_Union[Tensor, _Mapping]] = ..., env_steps: _Optional[int] = ..., episode_returns: _Optional[_Iterable[float]] = ..., episode_lengths: _Optional[_Iterable[int]] = ..., stats: _Optional[_Mapping[str, float]] = ..., target_version: _Optional[int] = ..., incarnation: _Optional[str] = ..., moments: _Optional[_Iterable[_Union[Moments, _Mapping]]] = ..., grad_norm: _Optional[float] = ...) -> None: ...
+    run_staleness: int
+    def __init__(self, worker_id: _Optional[int] = ..., base_version: _Optional[int] = ..., gradients: _Optional[_Union[Tensor, _Mapping]] = ..., env_steps: _Optional[int] = ..., episode_returns: _Optional[_Iterable[float]] = ..., episode_lengths: _Optional[_Iterable[int]] = ..., stats: _Optional[_Mapping[str, float]] = ..., target_version: _Optional[int] = ..., incarnation: _Optional[str] = ..., moments: _Optional[_Iterable[_Union[Moments, _Mapping]]] = ..., grad_norm: _Optional[float] = ..., run_staleness: _Optional[int] = ...) -> None: ...
 
 class Moments(_message.Message):
     __slots__ = ("name", "count", "mean", "m2")
