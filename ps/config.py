@@ -65,6 +65,8 @@ class ServerConfig:
     """Split the parameters over N server shards, each owning a contiguous slice (and its optimizer statistics); workers push each shard its slice."""
     shard: str = ""
     """With --shards N: run only shard I here (0..N-1; 'auto' takes it from a StatefulSet pod's hostname). Empty: this process runs shard 0 and starts the others on this host."""
+    resume_tag: str = ""
+    """Resume from the newest checkpoint with this tag (a sharded run's checkpoints are tagged by the instant all shards wrote them) instead of the newest; ps-serve --shards N picks it."""
     shard_addresses: str = ""
     """With --shard: every shard's host:port, comma-separated in shard order, or one template with {i} (ps-{i}.ps-shards:50051). Shard 0 hands them to the workers."""
 

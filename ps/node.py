@@ -151,6 +151,7 @@ def _run(spec: RunSpec, config: ServerConfig, local_workers: int, lock: RunDirLo
         core.catch_up(*peer_progress(config, core.shard_addresses))
     core.pushlog.expect_version(core.version)
     checkpointer = Checkpointer(core.state_dict, checkpoint_dir(core.run_dir), config.checkpoint_every_seconds,
+                                aligned=config.shards > 1,
                                 faults=faults, pushlog=core.pushlog)
     core.observers += [RateWindow(), TensorBoardWriter(core.run_dir / "tb", faults=faults)]
     if config.metrics_port >= 0:

@@ -22,12 +22,14 @@ from pathlib import Path
 
 from ps.api.spec import RunSpec
 from ps.config import ServerConfig
+from ps.records.checkpoint import checkpoint_dir, tags
 from ps.records.rundir import RunDirLock
 from ps.records.summary import SHARD_PARAMS, join_shard_params, write_final_params, write_json_atomic
 
 log = logging.getLogger("ps")
 START_SECONDS = 120.0  # a shard subprocess has this long to bind its port
 MAX_RESTARTS = 10      # shards restarted in one run, at most: past it a shard that keeps dying stays down
+END_SECONDS = 5.0      # after shard 0 exits, how long the others have to exit on their own
 SHARD_FIGURES = ("updates", "env_steps", "staleness", "rejected", "dropped", "stop_reason", "shard", "disk_faults")
 
 
@@ -35,7 +37,14 @@ def run_sharded(spec: RunSpec, config: ServerConfig, local_workers: int) -> int:
     from ps.node import run_node
     root = Path(config.run_dir)
     lock = RunDirLock(root)  # one launcher per run dir; each shard also locks its own
+    if not config.fresh and not config.resume_tag:
+        config = dataclasses.replace(config, resume_tag=consistent_tag(root, config.shards))
     shards = Shards(spec, config, root)
+
+    def interrupted(signum, _frame):  # until shard 0 serves (then its own handlers): stop the others too
+        raise SystemExit(128 + signum)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, interrupted)
     try:
         shards.start()
         print(f"ps-serve: shards 1..{config.shards - 1} at {', '.join(shards.addresses[1:])}", file=sys.stderr,
@@ -82,18 +91,21 @@ class Shards:
                 log.warning("shard %d exited %s: restarting it on port %d (restart %d of at most %d)", i,
                             proc.returncode, self.ports[i], self.restarts, MAX_RESTARTS)
                 try:
-                    self.procs[i], _ = _start_shard(self.spec, self.config, self.root, i, self.ports[i],
-                                                    ",".join(addresses))
+                    # mid-run: its own newest checkpoint, then the others' T (not the start's common tag)
+                    self.procs[i], _ = _start_shard(self.spec, dataclasses.replace(self.config, resume_tag=""),
+                                                    self.root, i, self.ports[i], ",".join(addresses))
                 except OSError as err:
                     log.error("shard %d could not be restarted: %s", i, err)
 
     def end(self) -> None:
-        """The other shards end on their own with the run; any still up after the grace is told to stop."""
+        """The other shards end on their own with the run (they stop at the same push as shard 0 and
+        exit once its workers left); any still up a few seconds later (shard 0 was stopped by a signal
+        or failed) is told to stop."""
         self._over.set()
         if self._watch.is_alive():
             self._watch.join()
         children = list(self.procs.values())
-        deadline = time.monotonic() + self.config.stop_grace_seconds + 5
+        deadline = time.monotonic() + END_SECONDS
         while any(c.poll() is None for c in children) and time.monotonic() < deadline:
             time.sleep(0.1)
         for child in children:
@@ -105,6 +117,23 @@ class Shards:
             except subprocess.TimeoutExpired:
                 child.kill()
                 child.wait()
+
+
+def consistent_tag(root: Path, count: int) -> str:
+    """The tag a whole sharded run resumes from: "" when every shard's newest checkpoint has the same tag
+    (or any shard has none), else the newest tag all shards have a checkpoint of (said in one line)."""
+    per = [tags(checkpoint_dir(root / f"shard-{i}")) for i in range(count)]
+    if not all(per) or len({p[0] for p in per}) == 1:
+        return ""
+    common = set(per[0]).intersection(*per[1:]) - {""}
+    tag = next((t for t in per[0] if t in common), "")
+    if tag:
+        print(f"ps-serve: the shards' newest checkpoints differ ({', '.join(p[0] or '-' for p in per)}): "
+              f"every shard resumes from the newest they all have, {tag}", file=sys.stderr, flush=True)
+    else:
+        print("ps-serve: the shards' checkpoints share no tag: each shard resumes from its own newest",
+              file=sys.stderr, flush=True)
+    return tag
 
 
 def _advertised(host: str) -> str:

@@ -12,6 +12,7 @@ at any moment leaves either the old or the new checkpoint, never half of one.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 import threading
@@ -142,6 +143,30 @@ def load(path: Path) -> dict:
     return decode(blob, str(path))
 
 
+def tags(directory: Path) -> list[str]:
+    """The tags of the checkpoints in `directory` that verify, newest first ("" for untagged ones)."""
+    out = []
+    for path in list_checkpoints(directory):
+        try:
+            out.append(str(load(path)["meta"].get("tag", "")))
+        except CheckpointError:
+            continue
+    return out
+
+
+def load_tagged(directory: Path, tag: str) -> tuple[Path, dict]:
+    """The newest checkpoint that verifies and carries `tag`; CheckpointError when none does."""
+    for path in list_checkpoints(directory):
+        try:
+            state = load(path)
+        except CheckpointError:
+            continue
+        if state["meta"].get("tag") == tag:
+            return path, state
+    raise CheckpointError(f"no checkpoint in {directory} is tagged {tag!r} (a consistent set of the shards' "
+                          f"checkpoints): drop --resume-tag to resume the newest")
+
+
 def load_latest(directory: Path) -> tuple[Path, dict] | None:
     """The newest checkpoint and its state, None when there is none.
 
@@ -191,8 +216,12 @@ class Checkpointer:
     """
 
     def __init__(self, state_fn, directory: Path, every_seconds: float, keep: int = KEEP,
-                 faults: DiskFaults | None = None, pushlog=None) -> None:
+                 faults: DiskFaults | None = None, pushlog=None, aligned: bool = False) -> None:
         self._state_fn, self._dir, self._every, self._keep = state_fn, directory, every_seconds, keep
+        # A sharded run's shards write at the same wall-clock instants (multiples of every_seconds), each
+        # tagged with the instant's number, so that one tag names a consistent set across the shards.
+        self._aligned = aligned and every_seconds > 0
+        self._last: tuple | None = None  # (version, T) of the last write: a periodic one repeats none
         self.faults = faults or DiskFaults()
         self._pushlog = pushlog
         self._stop = threading.Event()
@@ -220,25 +249,37 @@ class Checkpointer:
             state["meta"]["pushlog_rows"] = rows
             return state
 
-    def write(self, final: bool = False) -> Path | None:
+    def write(self, final: bool = False, tag: str = "") -> Path | None:
         """May run concurrently. Writes a checkpoint unless there is nothing learned yet; raises on failure."""
         with self._write_lock:
             state = self._state(final)
             if state is None:
                 return None
+            point = (state["meta"]["version"], state["meta"]["global_step"])
+            if not final and point == self._last:
+                return None  # nothing learned since: the kept checkpoints stay the last ones that differ
+            state["meta"]["tag"] = "final" if final else tag
             start = time.perf_counter()
             path = save(self._dir, state, self._keep)
+            self._last = point
             self.written += 1
             log.debug("checkpoint %s (version %s, T %s) in %.3f s", path, state["meta"]["version"],
                       state["meta"]["global_step"], time.perf_counter() - start)
             return path
 
     def _run(self) -> None:
-        while not self._stop.wait(self._every):
+        while not self._stop.wait(self._wait()):
             try:
-                self.write()
+                self.write(tag=f"t{round(time.time() / self._every)}" if self._aligned else "")
             except Exception as err:  # noqa: BLE001 - a full disk must not kill the run: count, say, retry
                 self.faults.record("checkpoint", err, f"trying again in {self._every:g} s")
+
+    def _wait(self) -> float:
+        """Seconds to the next write: every_seconds, or to the next multiple of it on the wall clock."""
+        if not self._aligned:
+            return self._every
+        now = time.time()
+        return (math.floor(now / self._every) + 1) * self._every - now
 
     def stop(self) -> Path | None:
         """Stop the periodic writes and write the final checkpoint (raises if it fails)."""

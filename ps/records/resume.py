@@ -53,7 +53,9 @@ def finished_reason(spec: RunSpec, meta: dict) -> str | None:
 def prepare(spec: RunSpec, config: ServerConfig) -> tuple[Path, dict] | None:
     """The checkpoint to resume from and its state, or None to start fresh (earlier records set aside)."""
     run_dir = Path(config.run_dir)
-    found = None if config.fresh else checkpoint.load_latest(checkpoint.checkpoint_dir(run_dir))
+    directory = checkpoint.checkpoint_dir(run_dir)
+    found = None if config.fresh else (checkpoint.load_tagged(directory, config.resume_tag) if config.resume_tag
+                                       else checkpoint.load_latest(directory))
     if found is None:
         moved = checkpoint.set_aside(run_dir, RECORDS)
         if moved is not None:

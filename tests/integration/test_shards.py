@@ -94,3 +94,40 @@ def test_a_shard_killed_with_sigkill_is_restarted_resumes_and_the_run_completes(
         assert rows(root / f"shard-{i}" / "pushes.csv") == figures["updates"]
     resumed_at = int(log.split("resuming from")[1].split("version ")[1].split(")")[0])
     assert resumed_at <= second["updates"]
+
+
+@pytest.mark.timeout(300)
+def test_a_whole_run_restarted_resumes_every_shard_from_one_consistent_checkpoint_tag(tmp_path):
+    """Shard 1's final checkpoint is lost: ps-serve --shards 2 on the run dir resumes both shards from
+    the newest tag both have (written at the same wall-clock instant), not shard 0 from its final."""
+    from ps.records.checkpoint import checkpoint_dir, list_checkpoints, load
+    root = tmp_path / "run"
+    proc = run_sharded(root, "--target-return", "none", "--total-steps", "5000000", "--checkpoint-every", "1")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(list_checkpoints(checkpoint_dir(root / "shard-1"))) < 3:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)  # the workers are told to stop; each shard writes its final checkpoint
+    finish(proc, 120)
+    newest = [list_checkpoints(checkpoint_dir(root / f"shard-{i}")) for i in (0, 1)]
+    assert [load(p[0])["meta"]["tag"] for p in newest] == ["final", "final"]
+    versions = [{load(p)["meta"]["tag"]: load(p)["meta"]["version"] for p in files[1:]} for files in newest]
+    newest[1][0].unlink()  # as if shard 1 died before writing it
+    tags = [load(p)["meta"]["tag"] for p in newest[0][1:]]
+    assert all(t.startswith("t") for t in tags)
+
+    (root / "shard-0" / "port").unlink()
+    proc = run_sharded(root, "--target-return", "none", "--total-steps", "5000000", "--checkpoint-every", "1")
+    out = ""
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not (root / "shard-0" / "port").exists():
+            time.sleep(0.2)
+        time.sleep(1.0)  # past shard 0's start: its SIGTERM is a clean stop
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out = finish(proc, 120)
+    chosen = next(t for t in tags if t in versions[1])
+    assert f"every shard resumes from the newest they all have, {chosen}" in out
+    for i, text in enumerate((out, (root / "shard-1.log").read_text())):
+        (line,) = [line for line in text.splitlines() if "resuming from" in line]
+        assert line.endswith(f"version {versions[i][chosen]})"), (line, versions[i])

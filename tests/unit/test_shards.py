@@ -161,3 +161,35 @@ def test_the_runs_staleness_is_recorded_by_a_sharded_server_and_refused_by_one_t
     finally:
         for s in [one, *shards]:
             s.close()
+
+
+def _checkpoint(directory, tag: str, version: int) -> None:
+    from ps.records.checkpoint import save
+    layout = Layout.from_pairs([("w", (4,))])
+    save(directory, {"arrays": {"theta": np.zeros(4, np.float32)},
+                     "meta": {"layout": layout.to_dict(), "layout_hash": layout.hash, "version": version,
+                              "global_step": version * 10, "tag": tag}})
+
+
+def test_a_whole_sharded_run_resumes_from_the_newest_tag_all_its_shards_have(tmp_path):
+    from ps.records.checkpoint import checkpoint_dir, load_tagged
+    from ps.shard_launcher import consistent_tag
+    dirs = [checkpoint_dir(tmp_path / f"shard-{i}") for i in range(2)]
+    for tag, version in (("t10", 1), ("t11", 2), ("final", 3)):
+        _checkpoint(dirs[0], tag, version)
+    for tag, version in (("t10", 1), ("t11", 2)):  # shard 1 was killed before its final checkpoint
+        _checkpoint(dirs[1], tag, version)
+    assert consistent_tag(tmp_path, 2) == "t11"
+    assert load_tagged(dirs[0], "t11")[1]["meta"]["version"] == 2
+    _checkpoint(dirs[1], "final", 3)
+    assert consistent_tag(tmp_path, 2) == ""  # the newest agree: each resumes its newest
+
+
+def test_sharded_checkpoints_are_written_at_the_same_wall_clock_instants(tmp_path, monkeypatch):
+    import time as clock
+
+    from ps.records.checkpoint import Checkpointer
+    writer = Checkpointer(lambda: None, tmp_path, 30.0, aligned=True)
+    monkeypatch.setattr(clock, "time", lambda: 900_000_012.5)  # 12.5 s past a multiple of 30 s
+    assert writer._wait() == pytest.approx(17.5)
+    assert Checkpointer(lambda: None, tmp_path, 30.0)._wait() == 30.0
