@@ -147,8 +147,8 @@ def _run(spec: RunSpec, config: ServerConfig, local_workers: int, lock: RunDirLo
                                   f"move it away to resume from an older one, or pass --fresh") from None
         print(f"ps-serve: resuming from {resumed[0]} (T {core.global_step}, version {core.version})",
               file=sys.stderr, flush=True)
-    if config.shards > 1 and core.shard_addresses:  # a shard restarted mid-run: the others' T and stop
-        core.catch_up(*peer_progress(config, core.shard_addresses))
+    if core.sharding.addresses:  # a shard restarted mid-run: the other shards' T and stop
+        core.catch_up(*peer_progress(config, core.sharding.addresses))
     core.pushlog.expect_version(core.version)
     checkpointer = Checkpointer(core.state_dict, checkpoint_dir(core.run_dir), config.checkpoint_every_seconds,
                                 aligned=config.shards > 1,
@@ -159,7 +159,7 @@ def _run(spec: RunSpec, config: ServerConfig, local_workers: int, lock: RunDirLo
     server = start_server(core)
     port = server.port
     started["port"] = port
-    core.bound(port)
+    core.sharding.bound(port)
     lock.note(port=port)
     print(f"ps-serve: listening on {config.host}:{port}", file=sys.stderr, flush=True)
 

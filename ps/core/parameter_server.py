@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ps.api.layout import Layout
-from ps.api.shards import ShardSlice, shard_addresses, shard_slice
+from ps.api.shards import ShardSlice
 from ps.api.source import Push, PushOutcome
 from ps.api.spec import VALUE_BASED, RunSpec
 from ps.config import ServerConfig
@@ -26,6 +26,7 @@ from ps.core.evaluations import EvaluationRecord, check_report
 from ps.core.errors import RequestError, expired_worker, invalid, precondition, unknown_worker
 from ps.core.moments import Buffers
 from ps.core.observers import Observer
+from ps.core.sharding import ShardRole
 from ps.core.staleness import StalenessStats, decide, staleness
 from ps.core.stopping import stop_rule
 from ps.core.sync import SyncRounds
@@ -35,7 +36,6 @@ from ps.core.workers import WorkerRegistry
 from ps.records.pushlog import PushLog
 
 log = logging.getLogger("ps")
-MAX_RUN_STALENESS = 1 << 20  # a push's staleness over all shards, as a worker reports it: at most this
 
 
 def derive_seed(run_seed: int, worker_id: int) -> int:
@@ -54,7 +54,7 @@ class ParameterServer:
         self.layout: Layout | None = None
         self.theta: np.ndarray | None = None      # the one flat float32 parameter buffer (a shard's: its slice)
         self.shard: ShardSlice | None = None       # which slice of the layout's buffer theta is (ps/api/shards.py)
-        self.shard_addresses = shard_addresses(config.shard_addresses, config.shards) if config.shard_addresses else ()
+        self.sharding = ShardRole(config)          # a sharded run's: addresses, norm check, the run's staleness
         self.optimizer = None                       # made when the layout is adopted (ps.optim)
         self.buffers: Buffers | None = None         # the layout's buffers (running moments): never optimized
         self.target: TargetNetwork | None = None   # theta- of the value-based methods (ps/target.py)
@@ -62,7 +62,6 @@ class ParameterServer:
         self.global_step = 0
         self.workers = WorkerRegistry(config.max_registered_workers)  # live workers; departed ones reaped
         self.staleness = StalenessStats()
-        self.run_staleness = StalenessStats()      # sharded, on shard 0: each push's largest over the shards
         self.episodes = EpisodeWindow()
         self.evaluations = EvaluationRecord()      # rounds reported by evaluators (ps/core/evaluations.py)
         self.rejected: dict[str, int] = {}
@@ -127,8 +126,8 @@ class ParameterServer:
             check_counts(push.env_steps, push.episode_returns, push.episode_lengths, self._max_env_steps,
                          self._env_steps_why)
             d, norm = decode_gradient(push.gradient, push.dtype, push.shape, self.shard.size)
-            if not self.shard.whole:
-                norm = self._global_norm(push.grad_norm, norm)
+            if self.sharding.sharded:
+                norm = self.sharding.global_norm(push.grad_norm, norm)
             self.buffers.check(push.moments, push.env_steps)
         except Exception as err:
             self._count_locked(getattr(err, "reason", "invalid"))
@@ -144,7 +143,11 @@ class ParameterServer:
                 raise invalid("bad_version", f"base_version {push.base_version} is outside 0..{self.version} "
                                              f"(the current version)")
             if push.run_staleness != -1:  # -1: not given
-                self._record_run_staleness(push.run_staleness)
+                try:
+                    self.sharding.record_run_staleness(push.run_staleness)
+                except RequestError as err:
+                    self._count(err.reason)
+                    raise
             self.global_step += push.env_steps
             info.pushes += 1
             info.env_steps += push.env_steps
@@ -196,24 +199,6 @@ class ParameterServer:
             except Exception as err:  # noqa: BLE001 - an observer fails alone: the update is applied, the reply goes out
                 self.pushlog.faults.record(getattr(observer, "fault_kind", type(observer).__name__), err)
         return outcome
-
-    def _record_run_staleness(self, value: int) -> None:
-        """A worker's previous push's staleness, the largest over the shards (caller holds the lock).
-        Another shard's version may be ahead of this one's (it restarted), so no bound but a sane one."""
-        if self.config.shards == 1 or not 0 <= value <= MAX_RUN_STALENESS:
-            self._count("bad_run_staleness")
-            raise invalid("bad_run_staleness", f"run_staleness {value} is not a staleness of a sharded run "
-                                                f"(0..{MAX_RUN_STALENESS}, and only with --shards)")
-        self.run_staleness.record(value)
-
-    def _global_norm(self, claimed: float, slice_norm: float) -> float:
-        """A shard clips by the whole gradient's norm, which the worker sends: it must be finite and
-        at least this slice's own (a slice is part of the whole), else the push is refused."""
-        if not (math.isfinite(claimed) and claimed >= slice_norm * (1 - 1e-9)):
-            raise invalid("bad_norm", f"grad_norm {claimed!r} is not the whole gradient's norm: this shard's "
-                                      f"slice alone has {slice_norm:.6g} (a sharded push carries the whole "
-                                      f"gradient's L2 norm)")
-        return claimed
 
     def _step(self, worker_id: int, d: np.ndarray, norm: float, lr: float, out: np.ndarray | None) -> float:
         """Apply d at rate lr (caller holds the lock): theta moves to the next version; with `out`,
@@ -324,7 +309,7 @@ class ParameterServer:
                 "best_mean100": self.episodes.best_mean100,
                 "learning_rate": optim.linear_lr(self.spec.lr, self.global_step, self.spec.total_steps),
                 "staleness": self.staleness.summary(),
-                "run_staleness": self.run_staleness.summary() if self.config.shards > 1 else None,
+                "run_staleness": self.sharding.run_staleness.summary() if self.sharding.sharded else None,
                 "rejected": dict(self.rejected),
                 "dropped": dict(self.dropped),
                 "policy": {"optimizer": self.spec.optimizer, "sync": self.spec.sync,
@@ -335,7 +320,7 @@ class ParameterServer:
                 "time_to_target_seconds": None if self.target_reached_at is None else round(self.target_reached_at[0], 3),
                 "steps_to_target": None if self.target_reached_at is None else self.target_reached_at[1],
                 "parameters": self.layout.size if self.layout else 0,
-                "shard": self._shard_status(),
+                "shard": self.sharding.status(self.shard),
                 "layout_hash": self.layout.hash if self.layout else "",
                 "workers_connected": len(self.workers.learners),
                 "evaluators_connected": len(self.workers.connected) - len(self.workers.learners),
@@ -370,7 +355,7 @@ class ParameterServer:
             meta = {"version": self.version, "global_step": self.global_step, "run_spec": json.loads(self.spec.to_json()),
                     "layout": self.layout.to_dict(), "layout_hash": self.layout.hash, "flat_arrays": [],
                     "episodes": self.episodes.state(), "staleness_counts": self.staleness.state(),
-                    "run_staleness_counts": self.run_staleness.state(),
+                    "run_staleness_counts": self.sharding.run_staleness.state(),
                     "rejected": dict(self.rejected), "dropped": dict(self.dropped),
                     "wall_seconds": time.monotonic() - self.started_at,
                     "target_reached_at": self.target_reached_at, "next_worker_id": self.workers.next_id,
@@ -394,7 +379,7 @@ class ParameterServer:
             self.version, self.global_step = int(meta["version"]), int(meta["global_step"])
             self.episodes.load_state(meta["episodes"])
             self.staleness.load_state(meta["staleness_counts"])
-            self.run_staleness.load_state(meta.get("run_staleness_counts", {}))
+            self.sharding.run_staleness.load_state(meta.get("run_staleness_counts", {}))
             self.rejected.update(meta["rejected"])
             self.dropped.update(meta.get("dropped", {}))
             self.started_at = time.monotonic() - float(meta["wall_seconds"])
@@ -428,14 +413,6 @@ class ParameterServer:
             if stop_reason:
                 self._stop(stop_reason)
             self._check_stop()
-
-    def bound(self, port: int) -> None:
-        """The port the server listens on: a shard whose own entry in --shard-addresses asked for a
-        free port (host:0, as the local launcher gives shard 0) hands the workers the bound one."""
-        i = self.config.shard_index
-        if self.shard_addresses and self.shard_addresses[i].endswith(":0"):
-            self.shard_addresses = (*self.shard_addresses[:i], f"{self.shard_addresses[i][:-2]}:{port}",
-                                    *self.shard_addresses[i + 1:])
 
     def count_rejection(self, reason: str) -> None:
         """May run concurrently. Count a request refused outside the core (auth, size, servicer checks)."""
@@ -472,7 +449,7 @@ class ParameterServer:
     def _adopt(self, layout: Layout, initial: bytes, sliced: bool = False) -> None:
         """Take the layout and its first parameters: the whole buffer from a worker's first pull, this
         shard's slice (`sliced`) from a checkpoint."""
-        shard = shard_slice(layout, self.config.shard_index, self.config.shards)
+        shard = self.sharding.slice_of(layout)
         size = shard.size if sliced else layout.size
         if len(initial) != size * 4:
             self._count("bad_length")
@@ -490,14 +467,6 @@ class ParameterServer:
             self.target = TargetNetwork(theta, self.spec.target_update_steps, self.global_step)
         if self.spec.sync:
             self.sync = SyncRounds(theta.size, self.spec.sync_timeout, self._lock, self._live_ids, self._apply_sum)
-
-    def _shard_status(self) -> dict | None:
-        """A sharded run's shard: its index, its slice of the buffer and every shard's address."""
-        if self.config.shards == 1:
-            return None
-        index = self.shard.index if self.shard else self.config.shard_index
-        return {"index": index, "count": self.config.shards, "addresses": list(self.shard_addresses),
-                "start": self.shard.start if self.shard else None, "end": self.shard.end if self.shard else None}
 
     def _worker_gone(self, worker_id: int) -> None:
         """A worker was reaped (left or timed out): free its per-worker state."""

@@ -115,8 +115,8 @@ class ParameterServerServicer(pb_grpc.ParameterServerServicer):
         self._refuse_if(check_register, request.host, request.pid)
         worker_id, seed = self.core.register(request.host or context.peer(), request.pid, request.evaluator)
         return pb.RegisterReply(worker_id=worker_id, seed=seed, run_spec_json=self.core.spec.to_json(),
-                                incarnation=self.core.incarnation, shards=self.core.shard_addresses,
-                                shard=self.core.config.shard_index)
+                                incarnation=self.core.incarnation, shards=self.core.sharding.addresses,
+                                shard=self.core.sharding.index)
 
     @_handle_errors
     def Pull(self, request, context):
