@@ -19,8 +19,9 @@ RENAMED = {"env_id": "env", "envs_per_worker": "envs"}  # fields whose ps-serve 
 
 
 def train(env_id: str = "CartPole-v1", run_dir: str | Path = "runs/api", workers: int = 2, port: int = 0,
-          quiet: bool = True, **run: Any) -> dict:
-    """Run ps-serve with `workers` local workers until the run ends; returns its summary.json.
+          quiet: bool = True, shards: int = 1, **run: Any) -> dict:
+    """Run ps-serve with `workers` local workers (and the server as `shards` shards) until the run ends;
+    returns its summary.json.
 
     `run` takes RunSpec fields (algo="n-step-q", lr=1e-3, total_steps=..., target_return=None ...);
     fields not given come from the defaults table, as on the command line. ConfigError on a bad
@@ -29,7 +30,7 @@ def train(env_id: str = "CartPole-v1", run_dir: str | Path = "runs/api", workers
     if unknown:
         raise ConfigError(f"unknown run spec field(s) {', '.join(unknown)}")
     args = [sys.executable, "-m", "ps.cli", "--env", env_id, "--run-dir", str(run_dir), "--port", str(port),
-            "--local-workers", str(workers)]
+            "--local-workers", str(workers), "--shards", str(shards)]
     for name, value in run.items():
         flag = "--" + RENAMED.get(name, name).replace("_", "-")
         args += [flag, "none" if value is None else str(value).lower() if isinstance(value, bool) else str(value)]

@@ -9,8 +9,10 @@ from tests.conftest import reached
 
 def test_train_then_load_and_act(tmp_path):
     run_dir = tmp_path / "run"
-    summary = train("CartPole-v1", run_dir=run_dir, workers=2, seed=2, target_return=100, total_steps=400_000)
-    assert reached(summary, 100) and summary["run_spec"]["seed"] == 2
+    # as 2 shards: the run dir's summary and params_final.npz are joined from theirs (ps/shard_launcher.py)
+    summary = train("CartPole-v1", run_dir=run_dir, workers=2, seed=2, target_return=100, total_steps=400_000,
+                    shards=2)
+    assert reached(summary, 100) and summary["run_spec"]["seed"] == 2 and len(summary["shards"]) == 2
 
     from worker.envs import make_env
     policy = Policy.load(run_dir)
