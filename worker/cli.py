@@ -21,7 +21,7 @@ from .client import ClientConfig, PSClient, ServerRefused, ServerUnavailable
 from .delay import InjectedDelay
 from .evaluator import Evaluator
 from .loop import ActorLearner
-from .sharded import ShardedSource
+from .sharded import ShardedSource, ShardMismatch
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -83,7 +83,7 @@ def run_one(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _terminated)  # scaled down (Kubernetes) or stopped: leave at once
     try:
         worker.run()
-    except ServerUnavailable as err:
+    except (ServerUnavailable, ShardMismatch) as err:
         print(f"worker-run: error: {err}", file=sys.stderr)
         return 2
     except ServerRefused as err:

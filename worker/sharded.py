@@ -25,6 +25,10 @@ log = logging.getLogger("worker.sharded")
 DTYPES = {"float32": np.dtype("<f4"), "float16": np.dtype("<f2")}
 
 
+class ShardMismatch(Exception):
+    """A server at a shard's address says it is another shard: the run's --shard-addresses are wrong."""
+
+
 def whole_norm(gradient, dtype: str) -> float:
     """The L2 norm of a flat gradient, summed in float64 (a shard refuses a norm below its slice's)."""
     d = np.frombuffer(gradient, dtype=DTYPES[dtype]).astype(np.float64)
@@ -74,7 +78,8 @@ class ShardedSource:
     def _register(self, i: int) -> int:
         reg = self.sources[i].register(*self.joined)
         if reg.shards and reg.shard != i:
-            raise RuntimeError(f"the server at shard {i}'s address says it is shard {reg.shard}")
+            raise ShardMismatch(f"the server at shard {i}'s address ({', '.join(reg.shards)}[{i}]) says it is "
+                                f"shard {reg.shard}: check the shards' --shard-addresses")
         return reg.worker_id
 
     def pull(self, worker_id: int, layout: Layout, initial: bytes = b"") -> Weights:
