@@ -30,7 +30,8 @@ class InProcessSource:
 
     def register(self, host: str, pid: int, evaluator: bool = False) -> Registration:
         worker_id, seed = self.core.register(host, pid, evaluator)
-        return Registration(worker_id, seed, self.core.spec, self.core.incarnation)
+        return Registration(worker_id, seed, self.core.spec, self.core.incarnation, self.core.sharding.addresses,
+                            self.core.sharding.index)
 
     def pull(self, worker_id: int, layout: Layout, initial: bytes = b"") -> Weights:
         with _known():

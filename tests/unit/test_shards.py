@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from ps.api.layout import Layout
 from ps.api.moments import Moments
 from ps.api.shards import shard_addresses, shard_slices, ordinal
-from ps.api.source import Push
+from ps.api.source import Push, UnknownWorker
 from ps.api.spec import ConfigError, RunSpec
 from ps.config import ServerConfig
 from ps.core import optim
@@ -193,3 +193,64 @@ def test_sharded_checkpoints_are_written_at_the_same_wall_clock_instants(tmp_pat
     monkeypatch.setattr(clock, "time", lambda: 900_000_012.5)  # 12.5 s past a multiple of 30 s
     assert writer._wait() == pytest.approx(17.5)
     assert Checkpointer(lambda: None, tmp_path, 30.0)._wait() == 30.0
+
+
+def _sharded_source(tmp_path, count: int = 2):
+    """worker/sharded.py over in-process shards (the protocol without the network) at made-up addresses."""
+    from ps.core.in_process import InProcessSource
+    from worker.sharded import ShardedSource
+    addresses = [f"shard{i}:5005{i}" for i in range(count)]
+    spec = RunSpec(target_return=None, max_grad_norm=3.0, total_steps=10_000)
+    cores = [ParameterServer(spec, ServerConfig(run_dir=str(tmp_path / f"s{i}"), shards=count, shard=str(i),
+                                                shard_addresses=",".join(addresses))) for i in range(count)]
+    sources = {a: InProcessSource(c) for a, c in zip(addresses, cores)}
+    return ShardedSource(sources[addresses[0]], sources.__getitem__), cores, sources, addresses
+
+
+def test_the_workers_sharded_source_assembles_the_shards_and_rejoins_a_restarted_one(tmp_path):
+    source, cores, sources, addresses = _sharded_source(tmp_path)
+    one = _servers(tmp_path / "one", {}, 1)[0]
+    try:
+        reg = source.register("h", 1)
+        assert reg.shards == tuple(addresses) and source.sharded
+        rng = np.random.default_rng(0)
+        initial = rng.normal(size=LAYOUT.size).astype(np.float32)
+        weights = source.pull(reg.worker_id, LAYOUT, initial.tobytes())
+        assert bytes(weights.params) == initial.tobytes()
+        one_id = one.register("h", 1)[0]
+        one.pull(one_id, LAYOUT, initial.tobytes())
+        for n in range(3):
+            grad = (rng.normal(size=LAYOUT.size) * 3).astype(np.float32)
+            out = source.push(Push(reg.worker_id, weights.version, memoryview(grad).cast("B"), 5))
+            expect = one.push(Push(one_id, n, grad.tobytes(), 5))
+            assert bytes(out.params) == bytes(expect.params) and out.version == n + 1 and out.applied
+        assert source.last_staleness == 0 and cores[0].sharding.run_staleness.total == 2
+
+        # shard 1 restarts from its checkpoint: the push fails there (a worker it does not know), the
+        # re-pull registers again and takes its slice as restored; shard 0's work goes on
+        held = bytes(source.params)
+        restarted = ParameterServer(cores[1].spec, cores[1].config)
+        restarted.load_state_dict(cores[1].state_dict())
+        sources[addresses[1]].core = restarted
+        with pytest.raises(UnknownWorker):
+            source.push(Push(reg.worker_id, 3, np.zeros(LAYOUT.size, np.float32).tobytes(), 5))
+        again = source.pull(reg.worker_id, LAYOUT)
+        assert source.rejoins == 1 and bytes(again.params)[cores[1].shard.start * 4:] == held[cores[1].shard.start * 4:]
+        assert source.versions == [4, 3]  # shard 0 applied the zero push; shard 1 resumed at 3
+        restarted.close()
+    finally:
+        for core in [*cores, one]:
+            core.close()
+
+
+def test_an_address_that_answers_as_another_shard_is_one_line(tmp_path):
+    from worker.sharded import ShardMismatch
+    source, cores, sources, addresses = _sharded_source(tmp_path)
+    sources[addresses[1]] = sources[addresses[0]]  # shard 1's address reaches shard 0
+    source.connect = sources.__getitem__
+    try:
+        with pytest.raises(ShardMismatch, match="says it is shard 0"):
+            source.register("h", 1)
+    finally:
+        for core in cores:
+            core.close()
