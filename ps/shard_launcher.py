@@ -154,7 +154,8 @@ def _start_shard(spec: RunSpec, config: ServerConfig, root: Path, index: int, po
     path = root / f"shard-{index}.json"
     path.write_text(json.dumps(fields, indent=1) + "\n")
     with open(root / f"shard-{index}.log", "ab") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "ps.cli", "--config", str(path)], stdout=out, stderr=out)
+        proc = subprocess.Popen([sys.executable, "-m", "ps.cli", "--config", str(path)], stdout=out, stderr=out,
+                                preexec_fn=_stop_with_launcher)
     deadline = time.monotonic() + START_SECONDS
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -165,6 +166,17 @@ def _start_shard(spec: RunSpec, config: ServerConfig, root: Path, index: int, po
         time.sleep(0.05)
     proc.kill()
     raise OSError(f"shard {index} did not bind a port within {START_SECONDS:.0f} s: see {root / f'shard-{index}.log'}")
+
+
+def _stop_with_launcher() -> None:
+    """In the shard's process before it runs: SIGTERM when the launcher dies (even by SIGKILL), so a
+    shard never outlives its run's launcher holding its port and run dir (it writes its final
+    checkpoint and exits). Linux's PR_SET_PDEATHSIG; elsewhere nothing."""
+    try:
+        import ctypes
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def _join(root: Path, count: int) -> None:

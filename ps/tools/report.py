@@ -140,7 +140,8 @@ def plot_learning_curve(data: RunData, summary: dict, path: Path) -> None:
         ax.set_xlim(left=0)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("return")
-    axes[0].legend(loc="upper left", fontsize=8)
+    if axes[0].get_legend_handles_labels()[1]:  # a run with no episode and no target has nothing to label
+        axes[0].legend(loc="upper left", fontsize=8)
     handles, labels = axes[1].get_legend_handles_labels()
     if "before the first push" in labels:
         axes[1].legend([handles[labels.index("before the first push")]], ["before the first push"],
