@@ -34,6 +34,15 @@ def finish(proc: subprocess.Popen, seconds: float) -> str:
     return out
 
 
+def running(pid: int) -> bool:
+    """The process exists and has not exited (an orphan's zombie waits for init to reap it)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
 def rows(path: Path) -> int:
     return path.read_text().count("\n") - 1
 
@@ -131,3 +140,23 @@ def test_a_whole_run_restarted_resumes_every_shard_from_one_consistent_checkpoin
     for i, text in enumerate((out, (root / "shard-1.log").read_text())):
         (line,) = [line for line in text.splitlines() if "resuming from" in line]
         assert line.endswith(f"version {versions[i][chosen]})"), (line, versions[i])
+
+
+def test_the_shards_stop_with_their_launcher_even_when_it_is_killed_with_sigkill(tmp_path):
+    root = tmp_path / "run"
+    proc = run_sharded(root, "--target-return", "none", "--local-workers", "0")
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not (root / "shard-0" / "port").exists():
+            time.sleep(0.2)
+        shard = int((root / "shard-1" / ".lock").read_text().split()[1])
+        proc.kill()
+        proc.wait(timeout=30)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and running(shard):
+            time.sleep(0.2)
+        assert not running(shard), "shard 1 outlived its launcher"
+        assert json.loads((root / "shard-1" / "summary.json").read_text())["stop_reason"] == "signal SIGTERM"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
