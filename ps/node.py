@@ -164,12 +164,13 @@ def _run(spec: RunSpec, config: ServerConfig, local_workers: int, lock: RunDirLo
     print(f"ps-serve: listening on {config.host}:{port}", file=sys.stderr, flush=True)
 
     interrupted: list[int] = []  # restartable: the signal that interrupted the run (workers are not told)
+    ending: list[int] = []       # otherwise: the signal that ends the run (the workers are told to stop)
 
     def on_signal(signum, _frame):
-        if restartable():
-            interrupted.append(signum)  # the watch loop sees it; core.stopped would tell the workers
-        else:
-            core.request_stop(f"signal {signal.Signals(signum).name}")
+        # Only noted: the watch loop acts on it. A handler runs between two bytecodes of the main thread,
+        # which may hold the core's lock right then (expire_workers, an earlier signal's stop): taking
+        # the lock here would wait for itself.
+        (interrupted if restartable() else ending).append(signum)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, on_signal)
 
@@ -183,6 +184,9 @@ def _run(spec: RunSpec, config: ServerConfig, local_workers: int, lock: RunDirLo
     try:
         trimmed_at = time.monotonic()
         while not core.stopped.wait(WATCH_SECONDS) and not interrupted:
+            if ending:
+                core.request_stop(f"signal {signal.Signals(ending[0]).name}")
+                continue
             core.expire_workers()
             if time.monotonic() - trimmed_at >= TRIM_SECONDS:  # memory back after a burst
                 release_free_memory()
