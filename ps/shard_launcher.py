@@ -2,10 +2,10 @@
 
 Shards 1..N-1 start as ps-serve subprocesses on free ports, each in <run-dir>/shard-I (its log in
 <run-dir>/shard-I.log); then shard 0 runs in this process, in <run-dir>/shard-0, handing their
-addresses to the workers, with --local-workers pointed at it. When it ends, the others are given the
-grace to end with it (each sees the same pushes, so each stops at the same one), and the run dir
-gets the run's params_final.npz, joined from the shards' slices, and summary.json: shard 0's (T,
-episodes, the stop) with every shard's own figures under "shards".
+addresses to the workers, with --local-workers pointed at it. When it ends, the others end with it
+(each sees the same pushes, so each stops at the same one; any still up seconds later is sent
+SIGTERM), and the run dir gets the run's params_final.npz, joined from the shards' slices, and
+summary.json: shard 0's (T, episodes, the stop) with every shard's own figures under "shards".
 """
 from __future__ import annotations
 
@@ -46,7 +46,11 @@ def run_sharded(spec: RunSpec, config: ServerConfig, local_workers: int) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, interrupted)
     try:
-        shards.start()
+        try:
+            shards.start()
+        except RunFinished as done:
+            print(f"ps-serve: {done}: nothing to do", file=sys.stderr, flush=True)
+            return 0
         print(f"ps-serve: shards 1..{config.shards - 1} at {', '.join(shards.addresses[1:])}", file=sys.stderr,
               flush=True)
         code = run_node(spec, dataclasses.replace(config, run_dir=str(root / "shard-0"), shard="0",
@@ -56,6 +60,10 @@ def run_sharded(spec: RunSpec, config: ServerConfig, local_workers: int) -> int:
         lock.release()
     _join(root, config.shards)
     return code
+
+
+class RunFinished(Exception):
+    """A shard found its run already over at start (its checkpoint says so): the whole run is."""
 
 
 class Shards:
@@ -158,6 +166,8 @@ def _start_shard(spec: RunSpec, config: ServerConfig, root: Path, index: int, po
                                 preexec_fn=_stop_with_launcher)
     deadline = time.monotonic() + START_SECONDS
     while time.monotonic() < deadline:
+        if proc.poll() == 0:  # ps-serve exits 0 at start only on a finished run
+            raise RunFinished(f"run already finished (shard {index} says so in {root / f'shard-{index}.log'})")
         if proc.poll() is not None:
             raise OSError(f"shard {index} exited {proc.returncode} at start: see {root / f'shard-{index}.log'}")
         text = (run_dir / "port").read_text().strip() if (run_dir / "port").exists() else ""

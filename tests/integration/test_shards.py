@@ -71,6 +71,9 @@ def test_two_shards_and_two_workers_solve_cartpole_and_leave_one_policy(tmp_path
                               capture_output=True, text=True, timeout=120)
     assert eval_out.returncode == 0, eval_out.stderr
     assert json.loads((root / "eval.json").read_text())["mean_return"] > 200  # a random policy scores ~22
+    # started again on the finished run: nothing to do, nothing rewritten
+    again = finish(run_sharded(root, "--target-return", "475", "--total-steps", "600000"), 120)
+    assert "run already finished" in again and json.loads((root / "summary.json").read_text()) == summary
 
 
 @pytest.mark.timeout(300)
