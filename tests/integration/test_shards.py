@@ -1,7 +1,8 @@
 """Gorila's sharded parameter server with real processes: `ps-serve --shards 2 --local-workers 2` (two
-ps-serve shards, two worker processes, real gRPC) solves CartPole, and a shard killed with SIGKILL
-mid-run is restarted on its port, resumes from its checkpoint, takes the other shard's T, and the run
-completes with both shards stopping at the same T and every shard's records agreeing with it."""
+ps-serve shards, two worker processes, real gRPC) solves CartPole; a shard killed with SIGKILL mid-run
+is restarted on its port, resumes from its checkpoint, takes the other shard's T, and the run completes
+with both shards stopping at the same T and every shard's records agreeing with it; a whole run started
+again resumes every shard from one consistent checkpoint tag; the shards die with their launcher."""
 import json
 import os
 import signal
