@@ -9,10 +9,8 @@ from tests.conftest import reached
 
 def test_train_then_load_and_act(tmp_path):
     run_dir = tmp_path / "run"
-    # as 2 shards: the run dir's summary and params_final.npz are joined from theirs (ps/shard_launcher.py)
-    summary = train("CartPole-v1", run_dir=run_dir, workers=2, seed=2, target_return=100, total_steps=400_000,
-                    shards=2)
-    assert reached(summary, 100) and summary["run_spec"]["seed"] == 2 and len(summary["shards"]) == 2
+    summary = train("CartPole-v1", run_dir=run_dir, workers=2, seed=2, target_return=100, total_steps=400_000)
+    assert reached(summary, 100) and summary["run_spec"]["seed"] == 2
 
     from worker.envs import make_env
     policy = Policy.load(run_dir)
@@ -25,6 +23,15 @@ def test_train_then_load_and_act(tmp_path):
     env.close()
     assert total >= 66
     assert policy.evaluate(episodes=2, deterministic=True)["mean_return"] >= 66
+
+
+def test_train_a_sharded_server_and_load_its_joined_policy(tmp_path):
+    """shards=2: the run dir's summary and params_final.npz are joined from the shards' (ps/shard_launcher.py)."""
+    summary = train("CartPole-v1", run_dir=tmp_path / "run", workers=1, seed=3, target_return=None,
+                    total_steps=20_000, shards=2)
+    assert [s["env_steps"] for s in summary["shards"]] == [summary["env_steps"]] * 2
+    policy = Policy.load(tmp_path / "run")
+    assert policy.saved.theta.size == summary["parameters"]
 
 
 def test_a_bad_field_or_a_failed_run_is_a_config_error(tmp_path):
