@@ -9,8 +9,9 @@ from tests.conftest import reached
 
 def test_train_then_load_and_act(tmp_path):
     run_dir = tmp_path / "run"
-    summary = train("CartPole-v1", run_dir=run_dir, workers=2, seed=2, target_return=100, total_steps=400_000)
-    assert reached(summary, 100) and summary["run_spec"]["seed"] == 2
+    # to 200: a policy stopped at 100 sometimes scores under 66 in one greedy episode (seen with tests in parallel)
+    summary = train("CartPole-v1", run_dir=run_dir, workers=2, seed=2, target_return=200, total_steps=400_000)
+    assert reached(summary, 200) and summary["run_spec"]["seed"] == 2
 
     from worker.envs import make_env
     policy = Policy.load(run_dir)
