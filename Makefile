@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 # the PID of the shell that names it makes two `make run` in the same second use two folders
 RUN_DIR ?= runs/cartpole-$(shell date +%Y%m%d-%H%M%S)-$(shell echo $$$$)
 
-.PHONY: venv run test bench bench-server bench-scaling proto clean e2e-k8s
+.PHONY: venv run test bench bench-server bench-scaling proto clean e2e-k8s e2e-k8s-sharded
 
 # torch first, pinned to the CPU wheel: any looser spec pulls gigabytes of CUDA wheels.
 $(STAMP): pyproject.toml setup.py ps/core/_kernels.c ps/service/_bytesbuf.c
@@ -41,6 +41,10 @@ bench-scaling: venv
 # lab, checks a whole run's lifecycle and tears it all down (tests/e2e/k8s_e2e.py). Not part of `make test`.
 e2e-k8s: venv
 	$(BIN)/python tests/e2e/k8s_e2e.py
+
+# deploy/k8s/sharded the same way: 2 shards of a StatefulSet, one killed with SIGKILL mid-run (tests/e2e/k8s_sharded_e2e.py).
+e2e-k8s-sharded: venv
+	$(BIN)/python tests/e2e/k8s_sharded_e2e.py
 
 proto: venv
 	$(BIN)/python -m tools.gen_proto

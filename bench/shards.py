@@ -35,8 +35,10 @@ from .server import SIZES
 HOST_CORES = 16  # the projection's host
 
 
-def pusher_process(address: str, size: int, threads: int, barrier, seconds: float, out) -> None:
-    """`threads` simulated workers, each a ShardedSource with its own channels, pushing back to back."""
+def pusher_process(address: str, size: int, threads: int, barrier, seconds: float, out,
+                   interval: float = 0.0) -> None:
+    """`threads` simulated workers, each a ShardedSource with its own channels, pushing back to back, or
+    each once every `interval` seconds (paced: the cores are not saturated)."""
     try:
         import threading
 
@@ -59,16 +61,20 @@ def pusher_process(address: str, size: int, threads: int, barrier, seconds: floa
             workers.append((source, reg.worker_id, version))
         counts, lock = [], threading.Lock()
 
-        def run(source, worker_id, version, end):
-            n = 0
+        def run(source, worker_id, version, end, offset):
+            n, due = 0, time.perf_counter() + offset
             while time.perf_counter() < end:
+                if interval:
+                    time.sleep(max(0.0, due - time.perf_counter()))
+                    due += interval
                 version = source.push(Push(worker_id, version, gradient, 20)).version
                 n += 1
             with lock:
                 counts.append(n)
         barrier.wait(timeout=300)
         end = time.perf_counter() + seconds
-        ts = [threading.Thread(target=run, args=(*w, end)) for w in workers]
+        ts = [threading.Thread(target=run, args=(*w, end, interval * i / len(workers)))
+              for i, w in enumerate(workers)]
         for t in ts:
             t.start()
         for t in ts:
@@ -91,12 +97,15 @@ def updates(root: Path, count: int) -> list[int]:
             if (root / f"shard-{i}" / "pushes.csv").exists() else 0 for i in range(count)]
 
 
-def measure(count: int, pushers: int, processes: int, seconds: float, size: int, tmp: Path) -> dict:
-    root = tmp / f"shards-{count}"
+def measure(count: int, pushers: int, processes: int, seconds: float, size: int, tmp: Path,
+            rate: float = 0.0) -> dict:
+    """One setting: saturated (rate 0: every simulated worker pushes back to back) or paced at `rate`
+    pushes/s in all."""
+    root = tmp / f"shards-{count}-{size}-{rate:g}"
     cmd = [bin_path("ps-serve"), "--port", "0", "--run-dir", str(root), "--target-return", "none",
            "--total-steps", "1000000000", "--progress-seconds", "3600", "--log-level", "WARNING",
            "--checkpoint-every", "0", *(["--shards", str(count)] if count > 1 else [])]
-    launched = launch(cmd, tmp / f"shards-{count}.log")
+    launched = launch(cmd, tmp / f"{root.name}.log")
     try:
         port_file = root / ("shard-0" if count > 1 else "") / "port"
         address = f"127.0.0.1:{wait_for_file(port_file, launched.proc, timeout=180)}"
@@ -106,7 +115,9 @@ def measure(count: int, pushers: int, processes: int, seconds: float, size: int,
         nproc = min(pushers, processes)
         split = [pushers // nproc + (i < pushers % nproc) for i in range(nproc)]
         barrier = ctx.Barrier(nproc + 1)
-        ps = [ctx.Process(target=pusher_process, args=(address, size, k, barrier, seconds, out)) for k in split]
+        interval = pushers / rate if rate else 0.0  # each simulated worker's period
+        ps = [ctx.Process(target=pusher_process, args=(address, size, k, barrier, seconds, out, interval))
+              for k in split]
         start = {}
 
         def on_start():
@@ -174,6 +185,8 @@ def main(argv=None) -> int:
     p.add_argument("--pushers", type=int, default=8, help="simulated workers pushing back to back")
     p.add_argument("--processes", type=int, default=4, help="processes the simulated workers are spread over")
     p.add_argument("--seconds", type=float, default=6.0, help="measured seconds per setting")
+    p.add_argument("--rate", type=float, default=40.0,
+                   help="pushes/s in all for the CPU per push (paced, below what saturates a core)")
     p.add_argument("--learning", action="store_true", help="CartPole to 475, one server against 2 shards")
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     args = p.parse_args(argv)
@@ -184,22 +197,35 @@ def main(argv=None) -> int:
     size = SIZES["atari"]
     rows, base, points = [], None, []
     with tempfile.TemporaryDirectory(prefix="bench-shards-") as tmp_name:
+        tmp = Path(tmp_name)
+        floor = measure(1, args.pushers, args.processes, args.seconds, SIZES["cartpole"], tmp, args.rate)
+        console.print(f"per-call floor: {max(floor['cpu_ms']):.2f} ms CPU per push of {SIZES['cartpole']:,} floats")
         for count in args.shards:
-            r = measure(count, args.pushers, args.processes, args.seconds, size, Path(tmp_name))
-            base = base or r
-            points.append((count, max(r["cpu_ms"])))
-            console.print(f"{count} shard(s): {r['pushes_per_second']:.0f} pushes/s, CPU per push per shard "
-                          f"{', '.join(f'{c:.2f}' for c in r['cpu_ms'])} ms")
-            rows.append([count, fmt(r["pushes_per_second"], 0),
-                         f"{r['pushes_per_second'] / base['pushes_per_second']:.2f}x",
-                         " / ".join(f"{c:.2f}" for c in r["cpu_ms"]), f"{max(r['cpu_ms']) / max(base['cpu_ms']):.2f}",
-                         fmt(r["projected"], 0)])
+            full = measure(count, args.pushers, args.processes, args.seconds, size, tmp)
+            paced = measure(count, args.pushers, args.processes, args.seconds, size, tmp, args.rate)
+            base = base or (full, paced)
+            points.append((count, max(paced["cpu_ms"])))
+            console.print(f"{count} shard(s): {full['pushes_per_second']:.0f} pushes/s saturated; at "
+                          f"{paced['pushes_per_second']:.0f}/s CPU per push per shard "
+                          f"{', '.join(f'{c:.2f}' for c in paced['cpu_ms'])} ms")
+            above = max(paced["cpu_ms"]) - max(floor["cpu_ms"])
+            base_above = max(base[1]["cpu_ms"]) - max(floor["cpu_ms"])
+            rows.append([count, fmt(full["pushes_per_second"], 0),
+                         f"{full['pushes_per_second'] / base[0]['pushes_per_second']:.2f}x",
+                         " / ".join(f"{c:.2f}" for c in paced["cpu_ms"]),
+                         f"{max(paced['cpu_ms']) / max(base[1]['cpu_ms']):.2f}",
+                         f"{above:.2f} ({above / base_above:.2f})" if base_above > 0 else "-",
+                         fmt(paced["projected"], 0)])
     print_table(f"Shards: Atari-size pushes ({size:,} float32) from {args.pushers} simulated workers, "
-                f"{args.seconds:g} s each",
-                ["shards", "pushes/s here", "vs 1", "server CPU ms per push, each shard", "busiest vs 1 shard",
-                 "capacity, a core per shard (pushes/s)"], rows,
-                "here: the pushers share this host's cores with the shards; capacity = 1 / the busiest shard's "
-                "CPU per push, each shard alone on its own core")
+                f"{args.seconds:g} s a setting",
+                ["shards", "pushes/s here, saturated", "vs 1", f"CPU ms per push, each shard, at {args.rate:g}/s",
+                 "busiest vs 1 shard", "above the per-call floor (vs 1)", "capacity, a core per shard (pushes/s)"],
+                rows,
+                "saturated: every simulated worker pushes back to back, sharing this host's cores with the shards; "
+                f"CPU per push: paced at {args.rate:g} pushes/s in all, so no core is saturated; per-call floor: "
+                f"the same paced load with {SIZES['cartpole']:,}-float pushes to one server "
+                f"({max(floor['cpu_ms']):.2f} ms), what every shard pays per push whatever its slice; "
+                "capacity = 1 / the busiest shard's paced CPU per push, each shard alone on its own core")
     fixed, split = fit(points)
     console.print(f"CPU per push of the busiest shard ~ {fixed:.3f} ms + {split:.3f} ms / N (least squares over "
                   f"N = {', '.join(str(n) for n, _ in points)}); on a {HOST_CORES}-core host: " + ", ".join(

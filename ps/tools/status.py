@@ -122,7 +122,7 @@ def with_shards(status: dict, client: "StatusClient", token: str, tls_ca: str) -
 
 
 SHARD_FIGURES = ("env_steps", "version", "updates_per_second", "env_steps_per_second", "state", "stop_reason",
-                 "incarnation")
+                 "incarnation", "workers_connected")
 
 
 def _shard_figures(status: dict, address: str) -> dict:

@@ -78,8 +78,46 @@ def test_a_finished_shard_stays_up_and_a_failed_one_exits(rendered, tmp_path, co
     try:
         if code == 0:
             assert proc.poll() is None and (tmp_path / "finished").exists()
+            proc.terminate()  # the kubelet's SIGTERM on delete: the idle shard exits at once
+            assert proc.wait(timeout=5) == 0
         else:
             assert proc.wait(timeout=5) == code and not (tmp_path / "finished").exists()
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_the_e2e_overlay_reaches_each_shard_through_a_service_of_its_own(monkeypatch):
+    """overlays/e2e-sharded (the lab's DNS has no headless records): shard i's address is a ClusterIP
+    Service selecting exactly pod a3c-ps-shard-i, and each pod's claim is pre-bound to a volume of its own."""
+    import kubernetes_validate
+    from ps.api.shards import shard_addresses
+    from ps.options import parse_serve_args
+    objects = render("overlays/e2e-sharded")
+    version = kubernetes_validate.latest_version()
+    for obj in objects:
+        kubernetes_validate.validate(obj, version, strict=True)
+    shards = find(objects, "StatefulSet", "a3c-ps-shard")
+    (container,) = containers(shards)
+    process = container_process(objects, container)
+    argv = process.argv[process.argv.index("ps-serve", 3) + 1:]
+    count = shards["spec"]["replicas"]
+    claim = shards["spec"]["volumeClaimTemplates"][0]
+    volumes = {v["spec"]["claimRef"]["name"]: v for v in objects if v["kind"] == "PersistentVolume"}
+    paths = set()
+    for ordinal in range(count):
+        pod = f"a3c-ps-shard-{ordinal}"
+        monkeypatch.setattr(socket, "gethostname", lambda p=pod: p)
+        args = parse_serve_args(argv)
+        assert args.server.shard_index == ordinal
+        for i, address in enumerate(shard_addresses(args.server.shard_addresses, count)):
+            name, port = address.rsplit(":", 1)
+            service = find(objects, "Service", name)
+            assert service["spec"]["selector"] == {"statefulset.kubernetes.io/pod-name": f"a3c-ps-shard-{i}"}
+            assert service["spec"]["publishNotReadyAddresses"] is True
+            assert int(port) in [p["port"] for p in service["spec"]["ports"]]
+        volume = volumes[f"{claim['metadata']['name']}-{pod}"]
+        assert volume["spec"]["storageClassName"] == claim["spec"]["storageClassName"] == ""
+        paths.add(volume["spec"]["hostPath"]["path"])
+    assert len(paths) == count
+    assert container["imagePullPolicy"] == "Never"
