@@ -7,11 +7,13 @@
 `ps-serve --shards N` (every shard on this host, no local workers) is pushed by simulated workers:
 no env and no torch, each a real worker's client (worker/sharded.py over gRPC: it registers with every
 shard, pushes each its slice of a synthetic ~0.7M float32 gradient at once, and assembles the
-replies), pushing as fast as the replies come back. Per N: the pushes applied per second, each
-shard's server CPU per push (its process's CPU seconds over the window / the pushes it applied), and
-the capacity a host with a core per shard would have: 1 / the busiest shard's CPU per push, each shard
-alone on its core. On this 2-core machine the pushers share the cores with the shards, so the
-applied rate is a floor; the CPU per push per shard is what shows the 1/N split.
+replies). Per N, two loads: saturated (each pushes as fast as the replies come back: the pushes
+applied per second on this host, where the pushers share the cores with the shards, so it is a floor)
+and paced (--rate pushes/s in all, no core saturated: each shard's server CPU per push, its process's
+CPU seconds over the window / the pushes it applied). The capacity a host with a core per shard would
+have is 1 / the busiest shard's paced CPU per push. The per-call floor (the paced load with
+CartPole-size pushes to one server) is what every shard pays per push whatever its slice; the CPU above
+it is the part that sharding splits 1/N.
 
 --learning: real workers instead (ps-serve --local-workers 2, CartPole-v1 to 475, per seed), one
 server against --shards 2: env steps and seconds to the target, which sharding should not change
