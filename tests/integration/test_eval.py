@@ -13,11 +13,13 @@ RANDOM_CARTPOLE = 22.0
 
 @pytest.fixture(scope="module", params=["a3c", "n-step-q"])
 def trained(request, tmp_path_factory) -> tuple[str, Path]:
+    # A3C's sampled policy at mean100 100 can still be a poor greedy one: it trains further (quickly).
+    target = 200 if request.param == "a3c" else 100
     run_dir = tmp_path_factory.mktemp(request.param) / "run"
     server = start_server(run_dir, "--algo", request.param, "--seed", "2", "--local-workers", "2",
-                          "--target-return", "100", "--total-steps", "400000", "--checkpoint-every", "2")
+                          "--target-return", str(target), "--total-steps", "400000", "--checkpoint-every", "2")
     assert server.wait(timeout=240) == 0
-    assert reached(server.summary(), 100)
+    assert reached(server.summary(), target)
     return request.param, run_dir
 
 
