@@ -55,7 +55,7 @@ class ActorLearner:
         self.worker_id = reg.worker_id
         self.wire_dtype = spec.wire_dtype
         envs = make_env_batch(spec, reg.seed)
-        agent = make_agent(spec, envs, reg.seed)
+        agent = make_agent(spec, envs, reg.seed, reg.worker_id)
         envs = normalized(envs, spec, agent.flat)
         if self.instrument is not None:
             self.instrument(envs, agent)

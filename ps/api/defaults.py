@@ -36,7 +36,9 @@ FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
 
 # Value-based methods (one-step Q, one-step Sarsa, n-step Q), by env family: over the family's row.
 VALUE_BASED_DEFAULTS: dict[str, dict[str, Any]] = {
-    "classic": dict(lr=3e-3, t_max=5, envs_per_worker=8),  # CartPole: mean100 150+ in ~40-50k steps with 2 workers
+    # 256x256 as zoo's DQN: at the 64 of the actor-critic row, n-step Q never learned Acrobot (greedy -500
+    # in 500k, 3 seeds) and one-step Q's greedy CartPole was 137 at 200k; at 256, -87 and 305 (docs/benchmarks.md).
+    "classic": dict(lr=3e-3, t_max=5, envs_per_worker=8, hidden_size=256),
     # The paper's Atari settings in agent steps (4 frames each): theta- every 40k frames, epsilon over 4M.
     "atari": dict(target_update_steps=10_000, epsilon_anneal_steps=1_000_000),
     "minatar": dict(target_update_steps=10_000, epsilon_anneal_steps=100_000),

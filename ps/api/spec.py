@@ -94,7 +94,7 @@ class RunSpec:
     async_update_steps: int = 5
     """One-step Q and Sarsa: steps per env whose gradients are summed into one push (also pushed at an episode's end)."""
     epsilon_anneal_steps: int = 20_000
-    """Q methods: each worker anneals epsilon from 1 to its drawn final value (0.1, 0.01 or 0.5) over this many of its own env steps."""
+    """Q methods: each worker anneals epsilon from 1 to its final value (0.1, 0.01 or 0.5, dealt by worker id) over this many of its own env steps."""
 
     # --- A3C beyond the paper (off by default: the paper's forward view and softplus variance) ---
     gae_lambda: float = 1.0

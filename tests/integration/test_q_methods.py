@@ -5,7 +5,7 @@ import re
 import pytest
 
 from tests.conftest import kill, reached, start_server, start_worker
-from worker.algorithms.q_learning import draw_final_epsilon, epsilon_at
+from worker.algorithms.q_learning import dealt_final_epsilon, epsilon_at
 
 RANDOM_POLICY_MEAN100 = 22   # a uniformly random policy on CartPole-v1
 THRESHOLD = 150              # ~7x what a random policy reaches
@@ -47,8 +47,8 @@ def test_value_based_method_learns_cartpole_and_fetches_theta_minus_only_on_a_ne
         assert 2 <= count <= versions        # at most once per version: never on every push
         assert count < w["pushes"] / 5
         assert last == target["version"]     # and it ended on the current one
-        # its epsilon, reported with its last push: annealed over its own steps to its drawn final value
-        final = draw_final_epsilon(w["seed"])
+        # its epsilon, reported with its last push: annealed over its own steps to its id's final value
+        final = dealt_final_epsilon(w["id"])
         anneal = summary["run_spec"]["epsilon_anneal_steps"]
         assert w["epsilon"] == pytest.approx(epsilon_at(w["env_steps"], final, anneal), abs=1e-4)
     assert summary["staleness"]["p99"] >= summary["staleness"]["p50"] >= 0

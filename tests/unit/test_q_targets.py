@@ -17,7 +17,7 @@ from ps.core.parameter_server import ParameterServer
 from ps.api.envs import check_env
 from ps.api.layout import Layout
 from ps.core.target import TargetNetwork
-from worker.algorithms.q_learning import (FINAL_EPSILONS, draw_final_epsilon, epsilon_at, n_step_q_targets,
+from worker.algorithms.q_learning import (FINAL_EPSILON_PROBS, FINAL_EPSILONS, dealt_final_epsilon, epsilon_at, n_step_q_targets,
                                           one_step_q_targets, one_step_sarsa_targets, q_loss)
 from worker.algorithms.sampling import epsilon_greedy
 from ps.api.source import Push
@@ -93,14 +93,13 @@ def test_epsilon_anneals_linearly_from_one_to_the_final_value_then_stays():
     assert epsilon_at(50_000, 0.01, 1000) == pytest.approx(0.01)
 
 
-def test_final_epsilon_draw_is_seeded_and_follows_the_papers_probabilities():
-    assert draw_final_epsilon(1234) == draw_final_epsilon(1234)
-    draws = np.array([draw_final_epsilon(seed) for seed in range(6000)])
-    assert set(draws.tolist()) == set(FINAL_EPSILONS)
-    freq = {e: float(np.mean(draws == e)) for e in FINAL_EPSILONS}
-    assert freq[0.1] == pytest.approx(0.4, abs=0.03)
-    assert freq[0.01] == pytest.approx(0.3, abs=0.03)
-    assert freq[0.5] == pytest.approx(0.3, abs=0.03)
+def test_final_epsilons_are_dealt_by_worker_id_in_the_papers_proportions():
+    dealt = [dealt_final_epsilon(worker_id) for worker_id in range(1, 1001)]
+    for e, p in zip(FINAL_EPSILONS, FINAL_EPSILON_PROBS):
+        assert all(dealt[i:i + 10].count(e) == round(10 * p) for i in range(0, 1000, 10))
+    assert dealt[:2] == [0.1, 0.01]  # two workers: neither explores half at random
+    assert dealt[:3] == [0.1, 0.01, 0.5]  # three hold one of each
+    assert dealt_final_epsilon(0) == dealt_final_epsilon(1)
 
 
 def test_epsilon_greedy_is_greedy_at_zero_and_uniform_at_one():

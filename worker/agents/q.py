@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..algorithms.q_learning import (draw_final_epsilon, epsilon_at, n_step_q_targets, one_step_q_targets,
+from ..algorithms.q_learning import (dealt_final_epsilon, epsilon_at, n_step_q_targets, one_step_q_targets,
                                      one_step_sarsa_targets, q_loss)
 from ..algorithms.sampling import epsilon_greedy
 from .base import EVAL_EPSILON
@@ -21,7 +21,7 @@ from ..normalize import normalization_buffers
 class QAgent:
     """The Agent protocol (base.py) for one-step Q, one-step Sarsa and n-step Q."""
 
-    def __init__(self, spec, envs, seed: int) -> None:
+    def __init__(self, spec, envs, seed: int, worker_id: int = 1) -> None:
         self.spec = spec
         self.rng = np.random.default_rng(seed)
         torch.manual_seed(seed)
@@ -33,7 +33,7 @@ class QAgent:
         self.target.load(self.flat.values_bytes())  # theta- = theta until the server sends its own
         self.target_version = 0   # 0: none received yet (the server's versions start at 1)
         self.target_fetches = 0   # times theta- arrived from the server
-        self.final_epsilon = draw_final_epsilon(seed)
+        self.final_epsilon = dealt_final_epsilon(worker_id)
         self.own_steps = 0        # this worker's env steps, over all its envs (the epsilon clock)
         self.one_step = spec.algo != "n-step-q"
         self.sarsa = spec.algo == "one-step-sarsa"
