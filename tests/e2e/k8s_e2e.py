@@ -170,12 +170,17 @@ def images() -> None:
         shutil.rmtree(ctx, ignore_errors=True)
 
 
-def apply(volume: Path) -> None:
-    kubectl("delete", "-k", OVERLAY, "--ignore-not-found", "--wait", timeout=300)  # an earlier run's leftovers
+def fresh_volume(volume: Path) -> None:
+    """An empty hostPath directory owned by the image's user (fsGroup does not reach hostPath volumes)."""
     if volume.exists():
         shutil.rmtree(volume)
     volume.mkdir(parents=True)
-    os.chown(volume, 10001, 10001)  # the image's user; fsGroup does not reach hostPath volumes
+    os.chown(volume, 10001, 10001)
+
+
+def apply(volume: Path) -> None:
+    kubectl("delete", "-k", OVERLAY, "--ignore-not-found", "--wait", timeout=300)  # an earlier run's leftovers
+    fresh_volume(volume)
     kubectl("apply", "-k", OVERLAY)
 
 
@@ -313,43 +318,78 @@ def teardown(volume: Path | None, before: set[str]) -> None:
         f"{sorted(before) or 'none'}")
 
 
+def start_lab(with_images: bool) -> None:
+    """The lab built (once) and up, and both images built into its docker."""
+    with step("lab build (build.sh; skips what exists)"):
+        lab("build.sh", timeout=3600)
+    with step("lab up (up.sh)"):
+        lab("up.sh", timeout=600)
+    if with_images:
+        images()
+
+
+def run_steps(steps) -> None:
+    """(name, action) pairs in order, each timed as a step; the first failure stops them."""
+    for name, action in steps:
+        with step(name):
+            action()
+
+
+def refused(name: str) -> bool:
+    """Say why this machine cannot run the lab, if it cannot."""
+    if os.geteuid() != 0:
+        print(f"{name}: the lab needs root (up.sh, image.sh, down.sh)", file=sys.stderr)
+        return True
+    if not (LAB / "up.sh").exists():
+        print(f"{name}: no k8s lab at {LAB} (set K8S_LAB)", file=sys.stderr)
+        return True
+    return False
+
+
+def final_teardown(teardown, failed: BaseException | None) -> BaseException | None:
+    """teardown() as the last step; the first failure is the one reported."""
+    try:
+        with step("teardown (delete, down.sh, nothing left running)"):
+            teardown()
+    except Exception as err:  # noqa: BLE001
+        failed = failed or err
+    return failed
+
+
+def report(name: str, failed: BaseException | None) -> int:
+    """Every step's time, the total and the outcome; the exit code."""
+    print("\nstep times:")
+    for step_name, seconds, outcome in TIMES:
+        print(f"  {seconds:7.1f} s  {outcome:6}  {step_name}")
+    print(f"  {time.monotonic() - T0:7.1f} s  total")
+    print(f"{name}: " + ("FAILED: " + str(failed) if failed else "all steps passed"))
+    return 1 if failed else 0
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--keep-up", action="store_true", help="leave the objects and the lab running at the end")
     args = p.parse_args()
-    if os.geteuid() != 0:
-        print("k8s_e2e: the lab needs root (up.sh, image.sh, down.sh)", file=sys.stderr)
-        return 2
-    if not (LAB / "up.sh").exists():
-        print(f"k8s_e2e: no k8s lab at {LAB} (set K8S_LAB)", file=sys.stderr)
+    if refused("k8s_e2e"):
         return 2
     volume, failed, versions = None, None, []
     before = lab_processes()
     try:
-        with step("lab build (build.sh; skips what exists)"):
-            lab("build.sh", timeout=3600)
-        with step("lab up (up.sh)"):
-            lab("up.sh", timeout=600)
-        images()
+        start_lab(with_images=True)
         volume = host_run_dir()
-        with step("apply overlays/e2e (a hostPath volume)"):
-            apply(volume)
-        with step("readiness (claim bound, server Ready, non-root, workers registered)"):
-            readiness()
-        with step("training (version > 0, a checkpoint on the volume)"):
-            training(volume)
-        with step("/metrics scraped through the Service from a worker pod"):
-            metrics()
-        with step("server pod deleted mid-run: replaced, resumed, workers rejoin"):
-            server_killed_mid_run(versions)
-        with step("workers 2 -> 3 (kubectl patch job/a3c-worker parallelism)"):
-            scale(3)
-        with step("workers 3 -> 1"):
-            scale(1)
-        with step("completion (kubectl wait --for=condition=complete job/a3c-ps job/a3c-worker), target reached"):
-            completion(volume)
-        with step("after completion: no restarts or new pods, re-apply creates nothing, finished run never rewritten"):
-            quiet_after_completion(volume)
+        run_steps([
+            ("apply overlays/e2e (a hostPath volume)", lambda: apply(volume)),
+            ("readiness (claim bound, server Ready, non-root, workers registered)", readiness),
+            ("training (version > 0, a checkpoint on the volume)", lambda: training(volume)),
+            ("/metrics scraped through the Service from a worker pod", metrics),
+            ("server pod deleted mid-run: replaced, resumed, workers rejoin", lambda: server_killed_mid_run(versions)),
+            ("workers 2 -> 3 (kubectl patch job/a3c-worker parallelism)", lambda: scale(3)),
+            ("workers 3 -> 1", lambda: scale(1)),
+            ("completion (kubectl wait --for=condition=complete job/a3c-ps job/a3c-worker), target reached",
+             lambda: completion(volume)),
+            ("after completion: no restarts or new pods, re-apply creates nothing, finished run never rewritten",
+             lambda: quiet_after_completion(volume)),
+        ])
     except Exception as err:  # noqa: BLE001 - any failure still tears down and prints the times
         failed = err
         say(f"FAILED: {type(err).__name__}: {err}")
@@ -359,17 +399,8 @@ def main() -> int:
             print(with_logs.stdout, flush=True)
     finally:
         if not args.keep_up:
-            try:
-                with step("teardown (delete, down.sh, nothing left running)"):
-                    teardown(volume, before)
-            except Exception as err:  # noqa: BLE001
-                failed = failed or err
-    print("\nstep times:")
-    for name, seconds, outcome in TIMES:
-        print(f"  {seconds:7.1f} s  {outcome:6}  {name}")
-    print(f"  {time.monotonic() - T0:7.1f} s  total")
-    print("e2e-k8s: " + ("FAILED: " + str(failed) if failed else "all steps passed"))
-    return 1 if failed else 0
+            failed = final_teardown(lambda: teardown(volume, before), failed)
+    return report("e2e-k8s", failed)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -27,8 +26,8 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from k8s_e2e import (LAB, ROOT, TIMES, T0, check, digest, images, kubectl, lab,  # noqa: E402
-                     lab_processes, live, ready, restarts, run, say, step, wait_until)
+from k8s_e2e import (LAB, ROOT, check, digest, final_teardown, fresh_volume, kubectl, lab, lab_processes,  # noqa: E402
+                     live, ready, refused, report, restarts, run, run_steps, say, start_lab, wait_until)
 
 OVERLAY = ROOT / "deploy" / "k8s" / "overlays" / "e2e-sharded"
 SHARDS, WORKER = "a3c-ps-shard", "a3c-worker"
@@ -82,10 +81,7 @@ def delete_all() -> None:
 def apply(vols: list[Path]) -> None:
     delete_all()  # an earlier run's leftovers
     for volume in vols:
-        if volume.exists():
-            shutil.rmtree(volume)
-        volume.mkdir(parents=True)
-        os.chown(volume, 10001, 10001)  # the image's user; fsGroup does not reach hostPath volumes
+        fresh_volume(volume)
     kubectl("apply", "-k", OVERLAY)
 
 
@@ -225,36 +221,25 @@ def main() -> int:
     p.add_argument("--keep-up", action="store_true", help="leave the objects and the lab running at the end")
     p.add_argument("--no-images", action="store_true", help="use the images an earlier run built")
     args = p.parse_args()
-    if os.geteuid() != 0:
-        print("k8s_sharded_e2e: the lab needs root (up.sh, image.sh, down.sh)", file=sys.stderr)
-        return 2
-    if not (LAB / "up.sh").exists():
-        print(f"k8s_sharded_e2e: no k8s lab at {LAB} (set K8S_LAB)", file=sys.stderr)
+    if refused("k8s_sharded_e2e"):
         return 2
     vols, failed = None, None
     before = lab_processes()
     try:
-        with step("lab build (build.sh; skips what exists)"):
-            lab("build.sh", timeout=3600)
-        with step("lab up (up.sh)"):
-            lab("up.sh", timeout=600)
-        if not args.no_images:
-            images()
+        start_lab(with_images=not args.no_images)
         vols = volumes()
-        with step("apply overlays/e2e-sharded (2 shards, a hostPath volume each)"):
-            apply(vols)
-        with step("readiness (both shards Ready on their claims, non-root, workers registered with each)"):
-            readiness()
-        with step("training (every shard's version > 0, a checkpoint on every volume)"):
-            training(vols)
-        with step("/metrics of each shard scraped through its Service from a worker pod"):
-            metrics()
-        with step("SIGKILL to shard 1 mid-run: restarted, resumed from its checkpoint, workers carry on"):
-            shard_killed_mid_run(vols)
-        with step("completion (kubectl wait --for=condition=complete job/a3c-worker), target reached"):
-            completion(vols)
-        with step("after completion: finished shards stay up, a recreated shard rewrites nothing"):
-            quiet_after_completion(vols)
+        run_steps([
+            ("apply overlays/e2e-sharded (2 shards, a hostPath volume each)", lambda: apply(vols)),
+            ("readiness (both shards Ready on their claims, non-root, workers registered with each)", readiness),
+            ("training (every shard's version > 0, a checkpoint on every volume)", lambda: training(vols)),
+            ("/metrics of each shard scraped through its Service from a worker pod", metrics),
+            ("SIGKILL to shard 1 mid-run: restarted, resumed from its checkpoint, workers carry on",
+             lambda: shard_killed_mid_run(vols)),
+            ("completion (kubectl wait --for=condition=complete job/a3c-worker), target reached",
+             lambda: completion(vols)),
+            ("after completion: finished shards stay up, a recreated shard rewrites nothing",
+             lambda: quiet_after_completion(vols)),
+        ])
     except Exception as err:  # noqa: BLE001 - any failure still tears down and prints the times
         failed = err
         say(f"FAILED: {type(err).__name__}: {err}")
@@ -265,17 +250,8 @@ def main() -> int:
                                  text=True).stdout, flush=True)
     finally:
         if not args.keep_up:
-            try:
-                with step("teardown (delete, down.sh, nothing left running)"):
-                    teardown(vols, before)
-            except Exception as err:  # noqa: BLE001
-                failed = failed or err
-    print("\nstep times:")
-    for name, seconds, outcome in TIMES:
-        print(f"  {seconds:7.1f} s  {outcome:6}  {name}")
-    print(f"  {time.monotonic() - T0:7.1f} s  total")
-    print("e2e-k8s-sharded: " + ("FAILED: " + str(failed) if failed else "all steps passed"))
-    return 1 if failed else 0
+            failed = final_teardown(lambda: teardown(vols, before), failed)
+    return report("e2e-k8s-sharded", failed)
 
 
 if __name__ == "__main__":
