@@ -49,7 +49,8 @@ VALUE_BASED_PRESETS: dict[str, dict[str, Any]] = {
     # was 125 at 40k and 153 at 200k (2 workers).
     "CartPole-v1": dict(total_steps=200_000),
     # Zoo's DQN budget is 1e5. With the classic row (256x256), greedy evaluations at 500k: n-step Q
-    # -87 / -104 / -82, one-step Q -85 / -81 / -95, Sarsa -76 / -105 / -88 (seeds 1-3, 2 workers).
+    # -87 / -104 / -82; one-step Q -85 / -81 / -95 and Sarsa -76 / -105 / -88 with final epsilons then
+    # drawn, not dealt (seeds 1-3, 2 workers).
     "Acrobot-v1": dict(total_steps=500_000),
 }
 
