@@ -200,8 +200,8 @@ def main(argv=None) -> int:
     rows, base, points = [], None, []
     with tempfile.TemporaryDirectory(prefix="bench-shards-") as tmp_name:
         tmp = Path(tmp_name)
-        floor = measure(1, args.pushers, args.processes, args.seconds, SIZES["cartpole"], tmp, args.rate)
-        console.print(f"per-call floor: {max(floor['cpu_ms']):.2f} ms CPU per push of {SIZES['cartpole']:,} floats")
+        floor = max(measure(1, args.pushers, args.processes, args.seconds, SIZES["cartpole"], tmp, args.rate)["cpu_ms"])
+        console.print(f"per-call floor: {floor:.2f} ms CPU per push of {SIZES['cartpole']:,} floats")
         for count in args.shards:
             full = measure(count, args.pushers, args.processes, args.seconds, size, tmp)
             paced = measure(count, args.pushers, args.processes, args.seconds, size, tmp, args.rate)
@@ -210,8 +210,7 @@ def main(argv=None) -> int:
             console.print(f"{count} shard(s): {full['pushes_per_second']:.0f} pushes/s saturated; at "
                           f"{paced['pushes_per_second']:.0f}/s CPU per push per shard "
                           f"{', '.join(f'{c:.2f}' for c in paced['cpu_ms'])} ms")
-            above = max(paced["cpu_ms"]) - max(floor["cpu_ms"])
-            base_above = max(base[1]["cpu_ms"]) - max(floor["cpu_ms"])
+            above, base_above = max(paced["cpu_ms"]) - floor, max(base[1]["cpu_ms"]) - floor
             rows.append([count, fmt(full["pushes_per_second"], 0),
                          f"{full['pushes_per_second'] / base[0]['pushes_per_second']:.2f}x",
                          " / ".join(f"{c:.2f}" for c in paced["cpu_ms"]),
@@ -226,7 +225,7 @@ def main(argv=None) -> int:
                 "saturated: every simulated worker pushes back to back, sharing this host's cores with the shards; "
                 f"CPU per push: paced at {args.rate:g} pushes/s in all, so no core is saturated; per-call floor: "
                 f"the same paced load with {SIZES['cartpole']:,}-float pushes to one server "
-                f"({max(floor['cpu_ms']):.2f} ms), what every shard pays per push whatever its slice; "
+                f"({floor:.2f} ms), what every shard pays per push whatever its slice; "
                 "capacity = 1 / the busiest shard's paced CPU per push, each shard alone on its own core")
     fixed, split = fit(points)
     console.print(f"CPU per push of the busiest shard ~ {fixed:.3f} ms + {split:.3f} ms / N (least squares over "

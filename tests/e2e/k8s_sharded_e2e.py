@@ -27,7 +27,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from k8s_e2e import (LAB, ROOT, check, digest, final_teardown, fresh_volume, kubectl, lab, lab_processes,  # noqa: E402
-                     live, ready, refused, report, restarts, run, run_steps, say, start_lab, wait_until)
+                     live, pods, ready, refused, report, restarts, run, run_steps, say, start_lab, wait_until)
 
 OVERLAY = ROOT / "deploy" / "k8s" / "overlays" / "e2e-sharded"
 SHARDS, WORKER = "a3c-ps-shard", "a3c-worker"
@@ -36,10 +36,6 @@ COUNT = 2
 
 def shard_pods() -> list[dict]:
     return json.loads(kubectl("get", "pods", "-l", "app.kubernetes.io/name=a3c-ps-shard", "-o", "json").stdout)["items"]
-
-
-def worker_pods() -> list[dict]:
-    return json.loads(kubectl("get", "pods", "-l", f"job-name={WORKER}", "-o", "json").stdout)["items"]
 
 
 def pod(name: str) -> dict:
@@ -73,7 +69,7 @@ def delete_all() -> None:
     kubectl("delete", "-k", OVERLAY, "--ignore-not-found", "--wait=false", timeout=120)
     kubectl("delete", "pvc", *(f"run-{SHARDS}-{i}" for i in range(COUNT)), "--ignore-not-found", "--wait",
             timeout=300)
-    wait_until("the run's pods and volumes to be gone", lambda: not shard_pods() and not worker_pods() and not [
+    wait_until("the run's pods and volumes to be gone", lambda: not shard_pods() and not pods(WORKER) and not [
         v for v in json.loads(kubectl("get", "pv", "-o", "json").stdout)["items"]
         if v["metadata"]["name"].startswith("a3c-e2e-shard-")], 180)
 
@@ -87,7 +83,7 @@ def apply(vols: list[Path]) -> None:
 
 def readiness() -> dict:
     wait_until(f"{COUNT} ready shard pods", lambda: len([p for p in live(shard_pods()) if ready(p)]) == COUNT, 300)
-    wait_until("2 running worker pods", lambda: len([p for p in live(worker_pods()) if ready(p)]) == 2, 300)
+    wait_until("2 running worker pods", lambda: len([p for p in live(pods(WORKER)) if ready(p)]) == 2, 300)
     for i in range(COUNT):
         claim = json.loads(kubectl("get", "pvc", f"run-{SHARDS}-{i}", "-o", "json").stdout)
         check(claim["status"].get("phase") == "Bound", f"claim run-{SHARDS}-{i} is {claim['status']}")
@@ -113,7 +109,7 @@ def training(vols: list[Path]) -> dict:
 
 
 def metrics() -> None:
-    worker = live(worker_pods())[0]["metadata"]["name"]
+    worker = live(pods(WORKER))[0]["metadata"]["name"]
     for i in range(COUNT):
         code = (f"import urllib.request; print(urllib.request.urlopen('http://{SHARDS}-{i}:9100/metrics', "
                 "timeout=10).read().decode())")
@@ -131,7 +127,7 @@ def shard_killed_mid_run(vols: list[Path], index: int = 1) -> None:
     """SIGKILL to shard `index`'s ps-serve (the container's shell is PID 1 and exits with it: the kubelet
     restarts the container in the same pod, on the same claim)."""
     name = f"{SHARDS}-{index}"
-    workers_before = {p["metadata"]["name"]: restarts(p) for p in live(worker_pods())}
+    workers_before = {p["metadata"]["name"]: restarts(p) for p in live(pods(WORKER))}
     before = status()
     check(before["state"] == "running", f"the run is {before['state']} before the shard was killed")
     restarts_before = restarts(pod(name))
@@ -159,7 +155,7 @@ def shard_killed_mid_run(vols: list[Path], index: int = 1) -> None:
                    lambda: (s := status())["shards"][index]["version"] > version
                    and all(sh.get("workers_connected") == 2 for sh in s["shards"]) and s, 180)
     check(s["env_steps"] >= before["env_steps"], f"T went back: {before['env_steps']} -> {s['env_steps']}")
-    after = {p["metadata"]["name"]: restarts(p) for p in live(worker_pods())}
+    after = {p["metadata"]["name"]: restarts(p) for p in live(pods(WORKER))}
     check(after == workers_before, f"the workers were restarted or replaced: {workers_before} -> {after}")
     say(f"    workers carried on without restarting; versions {[sh['version'] for sh in s['shards']]}, "
         f"T {s['env_steps']}")
