@@ -1,15 +1,16 @@
 """This project against Stable-Baselines3 with rl-baselines3-zoo's settings, env by env, judged on
 evaluation episodes of the saved policies.
 
-    python -m bench.suite                        # every case, 3 seeds, the zoo's budgets (hours)
+    python -m bench.suite                        # every case, 3 seeds, full budgets (about 1.5 h)
     python -m bench.suite --quick                # 1 seed, 5% of the budgets, 5 episodes: does it all run
-    python -m bench.suite --envs Acrobot-v1 --seeds 1 2 --budget-scale 0.5
+    python -m bench.suite --envs Acrobot-v1 --seeds 1 2 --against dqn --budget-scale 0.5
 
 Cases: A3C against SB3 A2C (zoo a2c.yml) on CartPole-v1, Acrobot-v1, MountainCar-v0, LunarLander-v3
 and Pendulum-v1; one-step Q, one-step Sarsa and n-step Q against SB3 DQN (zoo dqn.yml) on
-CartPole-v1 and Acrobot-v1. Both sides train to the zoo's budget (times --budget-scale) with no
-target. Ours is ps-serve with 2 local workers and the env's preset; its checkpoints, kept as they
-appear, are its snapshots; SB3 (bench/sb3_zoo.py, 1 torch thread) copies its parameters on the same
+CartPole-v1 and Acrobot-v1. Each side trains to the budget a user gets (times --budget-scale), with
+no target: SB3 the zoo's n_timesteps, ours its preset's total_steps (the goals compare wall time and
+final quality, not steps). Ours is ps-serve with 2 local workers and the env's preset; its
+checkpoints, kept as they appear, are its snapshots; SB3 (bench/sb3_zoo.py, 1 torch thread) copies its parameters on the same
 period. After training, untimed, each side plays the same number of deterministic episodes (the
 most likely action; greedy for Q) with each snapshot. Times run from each process's fork.
 
@@ -216,7 +217,8 @@ def _seconds(value: float | None) -> str:
 def markdown(tables: list[dict], caption: str) -> str:
     lines = [f"# bench.suite\n\n{caption}\n"]
     for table in tables:
-        lines += [f"\n## {table['env_id']} against SB3 {table['sb3_algo'].upper()}\n", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+        steps = ", ".join(f"{k} {v:,}" for k, v in table["budget_steps"].items())
+        lines += [f"\n## {table['env_id']} against SB3 {table['sb3_algo'].upper()} (steps: {steps})\n", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
         lines += ["| " + " | ".join(row) + " |" for row in table_rows(table)]
     return "\n".join(lines) + "\n"
 
@@ -234,7 +236,8 @@ def main(argv=None) -> int:
     p.add_argument("--envs", nargs="+", default=list(A2C_ENVS), choices=list(A2C_ENVS))
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     p.add_argument("--budget-scale", type=float, default=None, help="the zoo's budgets times this (1; --quick 0.05)")
-    p.add_argument("--no-q", action="store_true", help="skip the Q methods against DQN")
+    p.add_argument("--against", nargs="+", default=["a2c", "dqn"], choices=["a2c", "dqn"],
+                   help="the SB3 algorithms to run against: a2c (A3C's cases), dqn (the Q methods')")
     p.add_argument("--eval-episodes", type=int, default=None, help="episodes per evaluation (10; --quick 5)")
     p.add_argument("--eval-points", type=int, default=10, help="snapshots evaluated per run, the final always")
     p.add_argument("--snapshot-seconds", type=float, default=None, help="snapshot period (10; --quick 2)")
@@ -250,33 +253,46 @@ def main(argv=None) -> int:
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 
+    caption = (f"Seeds {args.seeds}; budgets: SB3 rl-zoo's, ours its preset's, each x {scale}; "
+               f"{args.eval_episodes} deterministic evaluation episodes per snapshot (every "
+               f"{args.snapshot_seconds:g} s, at most {args.eval_points} a run); times from each process's fork "
+               f"to the end of training. Goals: final >= SB3's - 5% of the return range; SB3's final quality "
+               f"in <= 0.5x SB3's wall time.")
+    console.print(caption)
     tables = []
     for env_id, sb3_algo, methods in cases(args.envs):
-        if sb3_algo == "dqn" and args.no_q:
+        if sb3_algo not in args.against:
             continue
-        steps = max(1000, round(zoo_budget(sb3_algo, env_id) * scale))
         runs: list[Run] = []
         for seed in args.seeds:  # seed by seed, each side in turn, so load on the machine hits both alike
-            runs.append(run_sb3(env_id, sb3_algo, seed, steps / zoo_budget(sb3_algo, env_id), out_dir, args))
+            runs.append(run_sb3(env_id, sb3_algo, seed, scale, out_dir, args))
             for algo in methods:
-                runs.append(run_ours(env_id, algo, seed, steps, out_dir, args))
+                runs.append(run_ours(env_id, algo, seed, our_budget(env_id, algo, scale), out_dir, args))
             for r in runs[-1 - len(methods):]:
                 console.print(f"{env_id} {r.system} {r.algo} seed {seed}: final {fmt(r.final, 1)}, best "
                               f"{fmt(r.best, 1)}, {fmt(r.wall_seconds, 1)} s {r.note}")
         table = env_table(env_id, runs)
-        table["budget_steps"], table["sb3_algo"], table["runs"] = steps, sb3_algo, [asdict(r) for r in runs]
+        table["sb3_algo"], table["runs"] = sb3_algo, [asdict(r) for r in runs]
+        table["budget_steps"] = {"sb3": budget(zoo_budget(sb3_algo, env_id), scale),
+                                 **{algo: our_budget(env_id, algo, scale) for algo in methods}}
         tables.append(table)
-        print_table(f"{env_id}, {steps:,} steps, SB3 {sb3_algo.upper()} (zoo) against ours (2 workers, preset)",
-                    COLUMNS, table_rows(table))
-    caption = (f"Seeds {args.seeds}; budgets: rl-zoo's x {scale}; {args.eval_episodes} deterministic evaluation "
-               f"episodes per snapshot (every {args.snapshot_seconds:g} s, at most {args.eval_points} a run); "
-               f"times from each process's fork to the end of training. Goals: final >= SB3's - 5% of the "
-               f"return range; SB3's final quality in <= 0.5x SB3's wall time.")
-    console.print(caption)
-    (out_dir / "suite.json").write_text(json.dumps({"caption": caption, "envs": tables}, indent=2, default=str) + "\n")
-    (out_dir / "suite.md").write_text(markdown(tables, caption))
+        print_table(f"{env_id}, SB3 {sb3_algo.upper()} (zoo, {table['budget_steps']['sb3']:,} steps) against ours "
+                    f"(2 workers, preset, {table['budget_steps'][methods[0]]:,} steps)", COLUMNS, table_rows(table))
+        # Written after every env, so a long run that is stopped keeps what it measured.
+        (out_dir / "suite.json").write_text(json.dumps({"caption": caption, "envs": tables}, indent=2, default=str) + "\n")
+        (out_dir / "suite.md").write_text(markdown(tables, caption))
     console.print(f"wrote {out_dir / 'suite.json'} and {out_dir / 'suite.md'}")
     return 0
+
+
+def budget(steps: int, scale: float) -> int:
+    return max(1000, round(steps * scale))
+
+
+def our_budget(env_id: str, algo: str, scale: float) -> int:
+    """The total_steps a user gets for this env and method (its preset's, else the family's), x scale."""
+    from ps.api.defaults import resolve_spec
+    return budget(resolve_spec({"env_id": env_id, "algo": algo}).total_steps, scale)
 
 
 if __name__ == "__main__":

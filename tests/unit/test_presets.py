@@ -61,7 +61,7 @@ def test_preset_none_gives_the_bare_family_defaults():
 def test_value_based_and_a3c_rows_are_kept_apart():
     assert spec_from("--env", "Acrobot-v1", "--algo", "one-step-sarsa").lr == 3e-3  # the classic Q row
     assert spec_from("--env", "Acrobot-v1").lr == RunSpec.lr
-    assert spec_from("--env", "CartPole-v1", "--algo", "n-step-q").total_steps == 200_000
+    assert spec_from("--env", "CartPole-v1", "--algo", "n-step-q").total_steps == 500_000
     assert spec_from("--env", "CartPole-v1") == RunSpec()
 
 
