@@ -2,10 +2,12 @@
 only (pytest never collects it: no test_ prefix). Needs root, and the lab's build (build.sh) done once.
 
 Steps, each timed: lab build check and start; both images built into the node's docker; deploy/k8s/overlays/e2e
-applied (overlays/local + exec probes, images never pulled, a hostPath volume); readiness; training; /metrics
-scraped through the Service from a worker pod; the server pod deleted mid-run and resumed (the version never
-goes back past the checkpoint, the workers rejoin without restarting); workers 2 -> 3 -> 1 mid-run; completion
-(`kubectl wait --for=condition=complete job/a3c-ps job/a3c-worker`) with the target reached; no restarts or new
+applied (overlays/local + exec probes, images never pulled, a hostPath volume); readiness (the workers and
+the evaluator registered); training; /metrics scraped through the Service from a worker pod; the server pod
+deleted mid-run and resumed (the version never goes back past the checkpoint, the workers and the evaluator
+rejoin without restarting); workers 2 -> 3 -> 1 mid-run; completion (`kubectl wait
+--for=condition=complete job/a3c-ps job/a3c-worker job/a3c-evaluator`) with the target reached and the
+evaluator's rounds in summary.json; no restarts or new
 pods after it, a re-apply creates nothing, a server started again on the finished run dir rewrites nothing;
 teardown (objects deleted, lab down, no lab daemon left within 60 s).
 
@@ -29,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
 LAB = Path(os.environ.get("K8S_LAB", ROOT.parent / "shared" / "k8s-lab")).resolve()
 OVERLAY = ROOT / "deploy" / "k8s" / "overlays" / "e2e"
 IMAGES = {"server": "a3c-cluster-server:e2e", "cluster": "a3c-cluster:e2e"}  # the overlay's images: newTag e2e
-SERVER, WORKER = "a3c-ps", "a3c-worker"
+SERVER, WORKER, EVALUATOR = "a3c-ps", "a3c-worker", "a3c-evaluator"
 LAB_PROCESSES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy",
                  "dockerd", "containerd")
 T0 = time.monotonic()
@@ -194,7 +196,8 @@ def readiness() -> dict:
     uid = kubectl("exec", pod, "--", "id", "-u").stdout.strip()
     check(uid == "10001", f"the server runs as uid {uid}")
     say(f"    claim {pvc['metadata']['name']} bound; server pod {pod} ready as uid {uid}; 2 workers running")
-    return wait_until("2 workers registered", lambda: (s := status())["workers_connected"] == 2 and s, 180)
+    return wait_until("2 workers and the evaluator registered",
+                      lambda: (s := status())["workers_connected"] == 2 and s["evaluators_connected"] == 1 and s, 180)
 
 
 def training(volume: Path) -> dict:
@@ -220,7 +223,7 @@ def metrics() -> None:
 
 def server_killed_mid_run(versions: list[tuple[str, int]]) -> None:
     old = server_pod()
-    workers_before = {p["metadata"]["name"]: restarts(p) for p in live(pods(WORKER))}
+    workers_before = {p["metadata"]["name"]: restarts(p) for job in (WORKER, EVALUATOR) for p in live(pods(job))}
     before = status()
     versions.append((old, before["version"]))
     check(before["state"] == "running", f"the run is {before['state']} before the server pod was deleted")
@@ -234,13 +237,14 @@ def server_killed_mid_run(versions: list[tuple[str, int]]) -> None:
     version = int(resumed[3])
     check(version >= before["version"], f"resumed at version {version}, below {before['version']} seen before")
     say(f"    {new} resumed from {Path(resumed[1]).name} at version {version} (T {resumed[2]})")
-    s = wait_until("both workers back on the new server",
-                   lambda: (s := status())["workers_connected"] == 2 and s["version"] > version and s, 180)
+    s = wait_until("both workers and the evaluator back on the new server",
+                   lambda: (s := status())["workers_connected"] == 2 and s["evaluators_connected"] == 1
+                   and s["version"] > version and s, 180)
     versions.append((new, s["version"]))
     check(s["version"] >= version, "the version went back past the checkpoint")
-    after = {p["metadata"]["name"]: restarts(p) for p in live(pods(WORKER))}
+    after = {p["metadata"]["name"]: restarts(p) for job in (WORKER, EVALUATOR) for p in live(pods(job))}
     check(after == workers_before, f"the workers were restarted or replaced: {workers_before} -> {after}")
-    say(f"    workers rejoined without restarting; version {s['version']}")
+    say(f"    workers and the evaluator rejoined without restarting; version {s['version']}")
 
 
 def scale(count: int) -> None:
@@ -253,20 +257,24 @@ def scale(count: int) -> None:
 
 
 def completion(volume: Path) -> dict:
-    kubectl("wait", "--for=condition=complete", f"job/{SERVER}", f"job/{WORKER}", "--timeout=900s", timeout=920)
+    kubectl("wait", "--for=condition=complete", f"job/{SERVER}", f"job/{WORKER}", f"job/{EVALUATOR}",
+            "--timeout=900s", timeout=920)
     summary = summary_json(volume)
     target = summary["run_spec"]["target_return"]
     check(bool(summary["solved"]) and summary["best_mean100"] >= target,
           f"the run ended without reaching its target: {summary['stop_reason']}")
     check(len(summary["workers"]) > 0, "summary.json lists no workers")
+    check(summary["evaluations"] > 0 and summary["eval_mean"] is not None, "summary.json has no evaluation round")
     say(f"    {summary['stop_reason']}; T {summary['env_steps']}, {summary['updates']} updates, "
         f"{summary['wall_seconds']:.0f} s, time to target {summary['time_to_target_seconds']} s, "
-        f"{len(summary['workers'])} workers in summary.json")
+        f"{len(summary['workers'])} workers in summary.json; {summary['evaluations']} evaluation rounds, the last "
+        f"eval_mean {summary['eval_mean']} (version {summary['eval_version']})")
     return summary
 
 
 def pod_states() -> dict[str, tuple[str, int]]:
-    return {p["metadata"]["name"]: (p["status"]["phase"], restarts(p)) for job in (SERVER, WORKER) for p in pods(job)}
+    return {p["metadata"]["name"]: (p["status"]["phase"], restarts(p)) for job in (SERVER, WORKER, EVALUATOR)
+            for p in pods(job)}
 
 
 def quiet_after_completion(volume: Path) -> None:
@@ -379,13 +387,13 @@ def main() -> int:
         volume = host_run_dir()
         run_steps([
             ("apply overlays/e2e (a hostPath volume)", lambda: apply(volume)),
-            ("readiness (claim bound, server Ready, non-root, workers registered)", readiness),
+            ("readiness (claim bound, server Ready, non-root, workers and evaluator registered)", readiness),
             ("training (version > 0, a checkpoint on the volume)", lambda: training(volume)),
             ("/metrics scraped through the Service from a worker pod", metrics),
             ("server pod deleted mid-run: replaced, resumed, workers rejoin", lambda: server_killed_mid_run(versions)),
             ("workers 2 -> 3 (kubectl patch job/a3c-worker parallelism)", lambda: scale(3)),
             ("workers 3 -> 1", lambda: scale(1)),
-            ("completion (kubectl wait --for=condition=complete job/a3c-ps job/a3c-worker), target reached",
+            ("completion (kubectl wait --for=condition=complete on the 3 Jobs), target reached, evaluations",
              lambda: completion(volume)),
             ("after completion: no restarts or new pods, re-apply creates nothing, finished run never rewritten",
              lambda: quiet_after_completion(volume)),
@@ -393,7 +401,7 @@ def main() -> int:
     except Exception as err:  # noqa: BLE001 - any failure still tears down and prints the times
         failed = err
         say(f"FAILED: {type(err).__name__}: {err}")
-        for job in (SERVER, WORKER):
+        for job in (SERVER, WORKER, EVALUATOR):
             with_logs = subprocess.run([LAB / "kubectl", "get", "pods", "-l", f"job-name={job}", "-o", "wide"],
                                        capture_output=True, text=True)
             print(with_logs.stdout, flush=True)

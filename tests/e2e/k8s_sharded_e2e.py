@@ -2,12 +2,12 @@
 `make e2e-k8s-sharded` only (pytest never collects it: no test_ prefix). Needs root and the lab's build.
 
 Steps, each timed: lab build check and start; both images; deploy/k8s/overlays/e2e-sharded applied (2 shards
-of a StatefulSet, each on its own hostPath claim; 2 workers); readiness (both shards Ready, non-root, the
-workers registered with every shard); training on both shards with checkpoints on both volumes; ps-status
+of a StatefulSet, each on its own hostPath claim; 2 workers and the evaluator); readiness (both shards Ready,
+non-root, the workers registered with every shard, the evaluator with the run); training on both shards with checkpoints on both volumes; ps-status
 and /metrics show each shard; one shard's ps-serve killed with SIGKILL mid-run: its container restarts,
-resumes from its checkpoint (never before it) and catches up T from the other shard, and the workers carry
-on without restarting; completion (`kubectl wait --for=condition=complete job/a3c-worker`) with the target
-reached; after it the finished shards stay up without restarting, and a deleted shard pod comes back to a
+resumes from its checkpoint (never before it) and catches up T from the other shard, and the workers and
+the evaluator carry on without restarting; completion (`kubectl wait --for=condition=complete job/a3c-worker
+job/a3c-evaluator`) with the target reached and the evaluator's rounds in every shard's summary.json; after it the finished shards stay up without restarting, and a deleted shard pod comes back to a
 finished run and rewrites nothing; teardown.
 
     python tests/e2e/k8s_sharded_e2e.py [--keep-up]      # K8S_LAB=path/to/k8s-lab (default ../shared/k8s-lab)
@@ -30,7 +30,7 @@ from k8s_e2e import (LAB, ROOT, check, digest, final_teardown, fresh_volume, kub
                      live, pods, ready, refused, report, restarts, run, run_steps, say, start_lab, wait_until)
 
 OVERLAY = ROOT / "deploy" / "k8s" / "overlays" / "e2e-sharded"
-SHARDS, WORKER = "a3c-ps-shard", "a3c-worker"
+SHARDS, WORKER, EVALUATOR = "a3c-ps-shard", "a3c-worker", "a3c-evaluator"
 COUNT = 2
 
 
@@ -69,7 +69,8 @@ def delete_all() -> None:
     kubectl("delete", "-k", OVERLAY, "--ignore-not-found", "--wait=false", timeout=120)
     kubectl("delete", "pvc", *(f"run-{SHARDS}-{i}" for i in range(COUNT)), "--ignore-not-found", "--wait",
             timeout=300)
-    wait_until("the run's pods and volumes to be gone", lambda: not shard_pods() and not pods(WORKER) and not [
+    wait_until("the run's pods and volumes to be gone", lambda: not shard_pods() and not pods(WORKER)
+               and not pods(EVALUATOR) and not [
         v for v in json.loads(kubectl("get", "pv", "-o", "json").stdout)["items"]
         if v["metadata"]["name"].startswith("a3c-e2e-shard-")], 180)
 
@@ -89,8 +90,8 @@ def readiness() -> dict:
         check(claim["status"].get("phase") == "Bound", f"claim run-{SHARDS}-{i} is {claim['status']}")
         uid = kubectl("exec", f"{SHARDS}-{i}", "--", "id", "-u").stdout.strip()
         check(uid == "10001", f"shard {i} runs as uid {uid}")
-    s = wait_until("2 workers registered with every shard",
-                   lambda: (s := status())["workers_connected"] == 2
+    s = wait_until("2 workers registered with every shard, and the evaluator",
+                   lambda: (s := status())["workers_connected"] == 2 and s["evaluators_connected"] == 1
                    and all(sh.get("workers_connected") == 2 for sh in s["shards"]) and s, 180)
     say(f"    {COUNT} shards ready as uid 10001 on their own claims; 2 workers registered with each: "
         + ", ".join(f"{sh['address']} slice {sh['shard']['start']}:{sh['shard']['end']}" for sh in s["shards"]))
@@ -127,7 +128,7 @@ def shard_killed_mid_run(vols: list[Path], index: int = 1) -> None:
     """SIGKILL to shard `index`'s ps-serve (the container's shell is PID 1 and exits with it: the kubelet
     restarts the container in the same pod, on the same claim)."""
     name = f"{SHARDS}-{index}"
-    workers_before = {p["metadata"]["name"]: restarts(p) for p in live(pods(WORKER))}
+    workers_before = {p["metadata"]["name"]: restarts(p) for job in (WORKER, EVALUATOR) for p in live(pods(job))}
     before = status()
     check(before["state"] == "running", f"the run is {before['state']} before the shard was killed")
     restarts_before = restarts(pod(name))
@@ -156,14 +157,15 @@ def shard_killed_mid_run(vols: list[Path], index: int = 1) -> None:
                    lambda: (s := status())["shards"][index]["version"] > version
                    and all(sh.get("workers_connected") == 2 for sh in s["shards"]) and s, 180)
     check(s["env_steps"] >= before["env_steps"], f"T went back: {before['env_steps']} -> {s['env_steps']}")
-    after = {p["metadata"]["name"]: restarts(p) for p in live(pods(WORKER))}
+    after = {p["metadata"]["name"]: restarts(p) for job in (WORKER, EVALUATOR) for p in live(pods(job))}
     check(after == workers_before, f"the workers were restarted or replaced: {workers_before} -> {after}")
-    say(f"    workers carried on without restarting; versions {[sh['version'] for sh in s['shards']]}, "
+    say(f"    workers and the evaluator carried on without restarting; versions {[sh['version'] for sh in s['shards']]}, "
         f"T {s['env_steps']}")
 
 
 def completion(vols: list[Path]) -> dict:
-    kubectl("wait", "--for=condition=complete", f"job/{WORKER}", "--timeout=900s", timeout=920)
+    kubectl("wait", "--for=condition=complete", f"job/{WORKER}", f"job/{EVALUATOR}", "--timeout=900s", timeout=920)
+
     def summary(volume: Path) -> dict | None:  # written as the shard exits, after the workers have left
         path = volume / "run" / "summary.json"
         return json.loads(path.read_text()) if path.exists() else None
@@ -175,9 +177,11 @@ def completion(vols: list[Path]) -> dict:
     for i, s in enumerate(summaries):
         check(s["stop_reason"] == first["stop_reason"], f"shard {i} stopped for {s['stop_reason']!r}, "
               f"shard 0 for {first['stop_reason']!r}")
+        check(s["evaluations"] > 0 and s["eval_mean"] is not None, f"shard {i}'s summary.json has no evaluation")
     say(f"    {first['stop_reason']}; T {first['env_steps']}, updates per shard "
         f"{[s['updates'] for s in summaries]}, {first['wall_seconds']:.0f} s, time to target "
-        f"{first['time_to_target_seconds']} s")
+        f"{first['time_to_target_seconds']} s; evaluation rounds per shard {[s['evaluations'] for s in summaries]}, "
+        f"the last eval_mean {first['eval_mean']}")
     return first
 
 
@@ -232,7 +236,7 @@ def main() -> int:
             ("/metrics of each shard scraped through its Service from a worker pod", metrics),
             ("SIGKILL to shard 1 mid-run: restarted, resumed from its checkpoint, workers carry on",
              lambda: shard_killed_mid_run(vols)),
-            ("completion (kubectl wait --for=condition=complete job/a3c-worker), target reached",
+            ("completion (kubectl wait --for=condition=complete job/a3c-worker job/a3c-evaluator), target reached",
              lambda: completion(vols)),
             ("after completion: finished shards stay up, a recreated shard rewrites nothing",
              lambda: quiet_after_completion(vols)),

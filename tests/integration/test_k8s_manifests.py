@@ -1,5 +1,5 @@
-"""deploy/: the kustomize base and overlays render and validate, say what users rely on (a run is two Jobs
-that complete when it is over), and the Dockerfile lints clean and installs exactly what the Makefile installs."""
+"""deploy/: the kustomize base and overlays render and validate, say what users rely on (a run is three
+Jobs, server, workers and evaluator, that complete when it is over), and the Dockerfile lints clean and installs exactly what the Makefile installs."""
 from __future__ import annotations
 
 import re
@@ -19,7 +19,7 @@ from tests.integration.kube import (K8S, KUSTOMIZATIONS, OVERLAYS, ROOT, by_name
 pytestmark = pytest.mark.skipif(kubectl() is None, reason="kubectl (with kustomize) is not installed")
 
 DOCKERFILE = ROOT / "deploy" / "docker" / "Dockerfile"
-SERVICE, WORKER = "a3c-ps", "a3c-worker"
+SERVICE, WORKER, EVALUATOR = "a3c-ps", "a3c-worker", "a3c-evaluator"
 
 
 @pytest.fixture(scope="module", params=KUSTOMIZATIONS)
@@ -35,6 +35,10 @@ def worker_job(objects: list[dict]) -> dict:
     return find(objects, "Job", WORKER)
 
 
+def evaluator_job(objects: list[dict]) -> dict:
+    return find(objects, "Job", EVALUATOR)
+
+
 def server_container(objects: list[dict]) -> dict:
     (container,) = containers(server_job(objects))
     return container
@@ -42,6 +46,11 @@ def server_container(objects: list[dict]) -> dict:
 
 def worker_container(objects: list[dict]) -> dict:
     (container,) = containers(worker_job(objects))
+    return container
+
+
+def evaluator_container(objects: list[dict]) -> dict:
+    (container,) = containers(evaluator_job(objects))
     return container
 
 
@@ -65,7 +74,7 @@ def test_base_and_every_overlay_render_and_validate_strictly(rendered):
         kubernetes_validate.validate(obj, version, strict=True)
     kinds = sorted(o["kind"] for o in rendered)
     extra = ["PersistentVolume"] if is_e2e(rendered) else []
-    assert kinds == sorted(["ConfigMap", "Job", "Job", "PersistentVolumeClaim", "Secret", "Service", *extra])
+    assert kinds == sorted(["ConfigMap", "Job", "Job", "Job", "PersistentVolumeClaim", "Secret", "Service", *extra])
 
 
 def test_strict_validation_catches_a_misspelt_field():
@@ -77,22 +86,41 @@ def test_strict_validation_catches_a_misspelt_field():
         kubernetes_validate.validate(job, kubernetes_validate.latest_version(), strict=True)
 
 
-def test_a_run_is_two_jobs_that_complete_when_it_is_over_and_restart_until_then(rendered):
+def test_a_run_is_three_jobs_that_complete_when_it_is_over_and_restart_until_then(rendered):
     """ps-serve exits 0 only when the run is over (or was already): that completes its Job, and the
-    workers, told 'stop' then, exit 0 and complete theirs. Until then a failed container is restarted
-    in place; A3C_RESTARTABLE makes a signal (a liveness kill) exit non-zero and keeps the workers."""
-    server, workers = server_job(rendered), worker_job(rendered)
+    workers and the evaluator, told 'stop' then, exit 0 and complete theirs. Until then a failed
+    container is restarted in place; A3C_RESTARTABLE makes a signal (a liveness kill) exit non-zero
+    and keeps the workers."""
+    server, workers, evaluator = server_job(rendered), worker_job(rendered), evaluator_job(rendered)
     assert server["spec"]["completions"] == 1 and server["spec"]["parallelism"] == 1
-    assert "completions" not in workers["spec"]  # complete once its workers exit 0: no count to reach
-    assert workers["spec"]["parallelism"] >= 1
-    for job in (server, workers):
+    for job in (workers, evaluator):
+        assert "completions" not in job["spec"]  # complete once its pods exit 0: no count to reach
+    assert workers["spec"]["parallelism"] >= 1 and evaluator["spec"]["parallelism"] == 1
+    for job in (server, workers, evaluator):
         assert job["spec"]["template"]["spec"]["restartPolicy"] == "OnFailure"
         assert job["spec"]["backoffLimit"] >= 6
         assert "selector" not in job["spec"]  # the Job controller makes its own
     from ps.node import RESTARTABLE_ENV
     assert container_process(rendered, server_container(rendered)).env[RESTARTABLE_ENV] == "1"
-    argv = container_process(rendered, worker_container(rendered)).argv
-    assert float(flag_value(argv, "--connect-timeout")) >= 300  # outlasts a server pod's replacement
+    for container in (worker_container(rendered), evaluator_container(rendered)):
+        argv = container_process(rendered, container).argv
+        assert float(flag_value(argv, "--connect-timeout")) >= 300  # outlasts a server pod's replacement
+
+
+def test_the_evaluator_dials_the_service_and_the_server_runs_evaluation_rounds(rendered):
+    """The server accepts an evaluator only on a run with --eval-every > 0; the target stays judged on
+    training episodes unless A3C_TARGET_ON says eval, so a run never waits on the evaluator's pod."""
+    from ps.options import parse_serve_args
+    service = find(rendered, "Service", SERVICE)
+    (grpc_port,) = [p for p in service["spec"]["ports"] if p["name"] == "grpc"]
+    evaluator = evaluator_container(rendered)
+    process = container_process(rendered, evaluator)
+    assert process.argv[:4] == ["worker-run", "--ps", f"{service['metadata']['name']}:{grpc_port['port']}",
+                                "--evaluator"]
+    assert evaluator["image"].split("/")[-1].split(":")[0] == worker_container(rendered)["image"].split("/")[-1].split(":")[0]
+    assert process.env["A3C_TOKEN"] == container_process(rendered, worker_container(rendered)).env["A3C_TOKEN"]
+    run = parse_serve_args(container_process(rendered, server_container(rendered)).argv[1:]).run
+    assert run.eval_every > 0 and run.eval_episodes >= 1 and run.target_on == "train"
 
 
 def health_check_service(probe: dict) -> str:
@@ -190,7 +218,7 @@ def quantity(text: str | int) -> float:
 
 def test_every_container_has_requests_within_limits_and_the_server_time_to_checkpoint(rendered):
     from ps.config import ServerConfig
-    for container in (server_container(rendered), worker_container(rendered)):
+    for container in (server_container(rendered), worker_container(rendered), evaluator_container(rendered)):
         resources = container["resources"]
         for kind in ("cpu", "memory"):
             assert 0 < quantity(resources["requests"][kind]) <= quantity(resources["limits"][kind])
@@ -203,7 +231,7 @@ def test_pods_run_as_the_images_non_root_user(rendered):
     users = set(re.findall(r"^USER (\d+):(\d+)$", DOCKERFILE.read_text(), re.MULTILINE))
     assert len(users) == 1, users  # every image stage ends as the same numeric, non-root user
     ((uid, gid),) = users
-    for workload in (server_job(rendered), worker_job(rendered)):
+    for workload in (server_job(rendered), worker_job(rendered), evaluator_job(rendered)):
         pod = workload["spec"]["template"]["spec"]["securityContext"]
         assert pod["runAsNonRoot"] is True and (pod["runAsUser"], pod["runAsGroup"]) == (int(uid), int(gid)) != (0, 0)
         (container,) = containers(workload)
@@ -226,7 +254,7 @@ def test_large_overlay_has_more_workers_and_bigger_requests_than_local():
 def test_overlays_name_both_images_so_a_registry_is_one_edit(rendered):
     """Every overlay sets both images with kustomize `images:` (registry and tag in one place); the
     lab's overlay uses images built on the node and never pulled."""
-    for container in (server_container(rendered), worker_container(rendered)):
+    for container in (server_container(rendered), worker_container(rendered), evaluator_container(rendered)):
         assert container["image"].split("/")[-1].split(":")[0] in ("a3c-cluster", "a3c-cluster-server")
         assert container["imagePullPolicy"] == ("Never" if is_e2e(rendered) else "IfNotPresent")
     for name in OVERLAYS:

@@ -30,8 +30,8 @@ def test_renders_and_validates_with_the_shards_in_place_of_the_server_job(render
     version = kubernetes_validate.latest_version()
     for obj in rendered:
         kubernetes_validate.validate(obj, version, strict=True)
-    assert sorted(o["kind"] for o in rendered) == ["ConfigMap", "Job", "Secret", "Service", "Service", "StatefulSet"]
-    assert [o["metadata"]["name"] for o in rendered if o["kind"] == "Job"] == ["a3c-worker"]
+    assert sorted(o["kind"] for o in rendered) == ["ConfigMap", "Job", "Job", "Secret", "Service", "Service", "StatefulSet"]
+    assert sorted(o["metadata"]["name"] for o in rendered if o["kind"] == "Job") == ["a3c-evaluator", "a3c-worker"]
 
 
 def test_each_pod_is_the_shard_its_ordinal_names_with_every_shards_dns_name(rendered, monkeypatch):
@@ -49,6 +49,7 @@ def test_each_pod_is_the_shard_its_ordinal_names_with_every_shards_dns_name(rend
         monkeypatch.setattr(socket, "gethostname", lambda o=ordinal: f"{shards['metadata']['name']}-{o}")
         args = parse_serve_args(argv)
         assert args.server.shard_index == ordinal and args.server.shards == count
+        assert args.run.eval_every > 0  # every shard takes the evaluator's rounds
         names = shard_addresses(args.server.shard_addresses, count)
         assert names == tuple(f"{shards['metadata']['name']}-{i}.{headless['metadata']['name']}:50051"
                               for i in range(count))
@@ -56,12 +57,13 @@ def test_each_pod_is_the_shard_its_ordinal_names_with_every_shards_dns_name(rend
     assert process.mounts[next(m for m in process.mounts if args.server.run_dir.startswith(m))] == claim
 
 
-def test_workers_dial_shard_zero(rendered):
+def test_workers_and_the_evaluator_dial_shard_zero(rendered):
     service = find(rendered, "Service", "a3c-ps")
     assert service["spec"]["selector"] == {"statefulset.kubernetes.io/pod-name": "a3c-ps-shard-0"}
-    (worker,) = containers(find(rendered, "Job", "a3c-worker"))
-    argv = container_process(rendered, worker).argv
-    assert argv[argv.index("--ps") + 1] == "a3c-ps:50051"
+    for job in ("a3c-worker", "a3c-evaluator"):
+        (container,) = containers(find(rendered, "Job", job))
+        argv = container_process(rendered, container).argv
+        assert argv[argv.index("--ps") + 1] == "a3c-ps:50051"
 
 
 @pytest.mark.parametrize("code", [0, 3])
