@@ -1,13 +1,14 @@
 """This project against Stable-Baselines3 with rl-baselines3-zoo's settings, env by env, judged on
 evaluation episodes of the saved policies.
 
-    python -m bench.suite                        # every case, 3 seeds, full budgets (about 1.5 h)
+    python -m bench.suite                        # every case, 3 seeds, full budgets (hours: MinAtar ~1 h a run)
     python -m bench.suite --quick                # 1 seed, 5% of the budgets, 5 episodes: does it all run
     python -m bench.suite --envs Acrobot-v1 --seeds 1 2 --against dqn --budget-scale 0.5
 
 Cases: A3C against SB3 A2C (zoo a2c.yml) on CartPole-v1, Acrobot-v1, MountainCar-v0, LunarLander-v3
 and Pendulum-v1; one-step Q, one-step Sarsa and n-step Q against SB3 DQN (zoo dqn.yml) on
-CartPole-v1 and Acrobot-v1. Each side trains to the budget a user gets (times --budget-scale), with
+CartPole-v1 and Acrobot-v1; A3C on MinAtar Breakout and SpaceInvaders against the published figures
+(no SB3 run: the bar is the figure, and the gap is in % of it). Each side trains to the budget a user gets (times --budget-scale), with
 no target: SB3 the zoo's n_timesteps, ours its preset's total_steps (the goals compare wall time and
 final quality, not steps). Ours is ps-serve with 2 local workers and the env's preset; its
 checkpoints, kept as they appear, are its snapshots; SB3 (bench/sb3_zoo.py, 1 torch thread) copies its parameters on the same
@@ -35,10 +36,14 @@ from bench.sb3_zoo import thinned, zoo_budget
 Q_METHODS = ("one-step-q", "one-step-sarsa", "n-step-q")
 A2C_ENVS = ("CartPole-v1", "Acrobot-v1", "MountainCar-v0", "LunarLander-v3", "Pendulum-v1")
 DQN_ENVS = ("CartPole-v1", "Acrobot-v1")
+# MinAtar's published bars, as issue 18 quotes them: PPO at about 10M steps.
+PUBLISHED = {"MinAtar/Breakout-v1": 28.0, "MinAtar/SpaceInvaders-v1": 131.0}
+ENVS = (*A2C_ENVS, *PUBLISHED)
 # The span these envs' episode returns take (their bounds where the env has them): the goals'
 # "within 5% of the env's return range".
 RETURN_RANGE = {"CartPole-v1": (0.0, 500.0), "Acrobot-v1": (-500.0, 0.0), "MountainCar-v0": (-200.0, 0.0),
-                "LunarLander-v3": (-200.0, 300.0), "Pendulum-v1": (-1600.0, 0.0)}
+                "LunarLander-v3": (-200.0, 300.0), "Pendulum-v1": (-1600.0, 0.0),
+                **{env: (0.0, bar) for env, bar in PUBLISHED.items()}}
 
 
 @dataclass
@@ -171,10 +176,11 @@ def med(values) -> float | None:
     return median(vals) if vals else None
 
 
-def env_table(env_id: str, runs: list[Run]) -> dict:
-    """One env's rows: per system and method, medians over seeds, and the goals' ratios against SB3."""
+def env_table(env_id: str, runs: list[Run], published: float | None = None) -> dict:
+    """One env's rows: per system and method, medians over seeds, and the goals' ratios against SB3
+    (or against a published figure, which has no wall time)."""
     sb3 = [r for r in runs if r.system == "sb3"]
-    bar = med(r.final for r in sb3)
+    bar = published if published is not None else med(r.final for r in sb3)
     sb3_wall = med(r.wall_seconds for r in sb3)
     low, high = RETURN_RANGE.get(env_id, (math.nan, math.nan))
     rows = []
@@ -217,7 +223,9 @@ def markdown(tables: list[dict], caption: str) -> str:
     lines = [f"# bench.suite\n\n{caption}\n"]
     for table in tables:
         steps = ", ".join(f"{k} {v:,}" for k, v in table["budget_steps"].items())
-        lines += [f"\n## {table['env_id']} against SB3 {table['sb3_algo'].upper()} (steps: {steps})\n", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+        against = "the published figure" if table["sb3_algo"] == "published" else f"SB3 {table['sb3_algo'].upper()}"
+        lines += [f"\n## {table['env_id']} against {against} (steps: {steps})\n", "| " + " | ".join(COLUMNS) + " |",
+                  "|" + "---|" * len(COLUMNS)]
         lines += ["| " + " | ".join(row) + " |" for row in table_rows(table)]
     return "\n".join(lines) + "\n"
 
@@ -226,17 +234,18 @@ def markdown(tables: list[dict], caption: str) -> str:
 def cases(envs: list[str]) -> list[tuple[str, str, tuple[str, ...]]]:
     """(env, SB3 algorithm, our methods) for the envs asked for, in the suite's order."""
     out = [(e, "a2c", ("a3c",)) for e in A2C_ENVS if e in envs]
-    return out + [(e, "dqn", Q_METHODS) for e in DQN_ENVS if e in envs]
+    out += [(e, "dqn", Q_METHODS) for e in DQN_ENVS if e in envs]
+    return out + [(e, "published", ("a3c",)) for e in PUBLISHED if e in envs]
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.suite", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--envs", nargs="+", default=list(A2C_ENVS), choices=list(A2C_ENVS))
+    p.add_argument("--envs", nargs="+", default=list(ENVS), choices=list(ENVS))
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     p.add_argument("--budget-scale", type=float, default=None, help="the zoo's budgets times this (1; --quick 0.05)")
-    p.add_argument("--against", nargs="+", default=["a2c", "dqn"], choices=["a2c", "dqn"],
-                   help="the SB3 algorithms to run against: a2c (A3C's cases), dqn (the Q methods')")
+    p.add_argument("--against", nargs="+", default=["a2c", "dqn", "published"], choices=["a2c", "dqn", "published"],
+                   help="the cases: against SB3 a2c (A3C), SB3 dqn (the Q methods), published figures (MinAtar)")
     p.add_argument("--eval-episodes", type=int, default=None, help="episodes per evaluation (10; --quick 5)")
     p.add_argument("--eval-points", type=int, default=10, help="snapshots evaluated per run, the final always")
     p.add_argument("--snapshot-seconds", type=float, default=None, help="snapshot period (10; --quick 2)")
@@ -264,19 +273,23 @@ def main(argv=None) -> int:
             continue
         runs: list[Run] = []
         for seed in args.seeds:  # seed by seed, each side in turn, so load on the machine hits both alike
-            runs.append(run_sb3(env_id, sb3_algo, seed, scale, out_dir, args))
+            if sb3_algo != "published":
+                runs.append(run_sb3(env_id, sb3_algo, seed, scale, out_dir, args))
             for algo in methods:
                 runs.append(run_ours(env_id, algo, seed, our_budget(env_id, algo, scale), out_dir, args))
-            for r in runs[-1 - len(methods):]:
+            for r in runs[-(sb3_algo != "published") - len(methods):]:
                 console.print(f"{env_id} {r.system} {r.algo} seed {seed}: final {fmt(r.final, 1)}, best "
                               f"{fmt(r.best, 1)}, {fmt(r.wall_seconds, 1)} s {r.note}")
-        table = env_table(env_id, runs)
+        table = env_table(env_id, runs, PUBLISHED.get(env_id) if sb3_algo == "published" else None)
         table["sb3_algo"], table["runs"] = sb3_algo, [asdict(r) for r in runs]
-        table["budget_steps"] = {"sb3": budget(zoo_budget(sb3_algo, env_id), scale),
-                                 **{algo: our_budget(env_id, algo, scale) for algo in methods}}
+        table["budget_steps"] = {algo: our_budget(env_id, algo, scale) for algo in methods}
+        against = f"the published {PUBLISHED.get(env_id)}"
+        if sb3_algo != "published":
+            table["budget_steps"] = {"sb3": budget(zoo_budget(sb3_algo, env_id), scale), **table["budget_steps"]}
+            against = f"SB3 {sb3_algo.upper()} (zoo, {table['budget_steps']['sb3']:,} steps)"
         tables.append(table)
-        print_table(f"{env_id}, SB3 {sb3_algo.upper()} (zoo, {table['budget_steps']['sb3']:,} steps) against ours "
-                    f"(2 workers, preset, {table['budget_steps'][methods[0]]:,} steps)", COLUMNS, table_rows(table))
+        print_table(f"{env_id}: ours (2 workers, preset, {table['budget_steps'][methods[0]]:,} steps) against "
+                    f"{against}", COLUMNS, table_rows(table))
         # Written after every env, so a long run that is stopped keeps what it measured.
         (out_dir / "suite.json").write_text(json.dumps({"caption": caption, "envs": tables}, indent=2, default=str) + "\n")
         (out_dir / "suite.md").write_text(markdown(tables, caption))

@@ -35,3 +35,13 @@ def test_steps_by_time_sums_the_pushes_up_to_a_moment(tmp_path):
                    "10.0,1,0,1,0,40\n11.0,2,0,2,1,40\n12.0,1,1,3,1,40\n")
     at = steps_by_time(csv)
     assert (at(9.0), at(10.0), at(11.5), at(99.0)) == (0, 40, 80, 120)
+
+
+def test_against_a_published_figure_the_gap_is_a_share_of_it_and_there_is_no_time_ratio():
+    ours = [Run("ours", "a3c", "MinAtar/Breakout-v1", s, 900.0, [(450.0, 1, 10.0), (900.0, 2, f)])
+            for s, f in ((1, 14.0), (2, 21.0), (3, 30.0))]
+    table = env_table("MinAtar/Breakout-v1", ours, published=28.0)
+    (row,) = table["rows"]
+    assert table["sb3_final"] == 28.0 and table["sb3_wall_seconds"] is None
+    assert row["final"] == 21.0 and math.isclose(row["gap_pct_of_range"], -25.0)  # (21 - 28) / 28
+    assert row["seconds_to_sb3_final"] == math.inf and row["time_ratio"] is None  # 2 of 3 seeds never reach 28
