@@ -161,6 +161,9 @@ def _run(spec: RunSpec, config: ServerConfig, local_workers: int, lock: RunDirLo
     started["port"] = port
     core.sharding.bound(port)
     lock.note(port=port)
+    # The port file is the "ready" sign others wait for (tests, the shard launcher): written last, so a
+    # reader of it also finds the lock naming the port.
+    (core.run_dir / "port").write_text(f"{port}\n")
     print(f"ps-serve: listening on {config.host}:{port}", file=sys.stderr, flush=True)
 
     interrupted: list[int] = []  # restartable: the signal that interrupted the run (workers are not told)

@@ -275,7 +275,6 @@ async def _start(core: ParameterServer):
     await server.start()
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    (core.run_dir / "port").write_text(f"{port}\n")
     log.info("serving %s on %s:%d (pid %d; %s, %s)", SERVICE_NAME, cfg.host, port, os.getpid(),
              "TLS" if cfg.tls_cert else "plaintext", "token required" if token else "no token")
     return server, port, health_servicer
