@@ -46,6 +46,7 @@ def test_a_preset_fills_only_the_fields_not_given():
     assert car.envs_per_worker == RunSpec.envs_per_worker  # neither the row nor the user set it
     assert resolve_spec({"env_id": "MountainCar-v0", "lr": 0.001, "total_steps": 300_000}) == car
     assert spec_from("--env", "LunarLander-v3").total_steps == 500_000
+    assert spec_from("--env", "LunarLander-v3").entropy_beta == 0.02
 
 
 def test_preset_none_gives_the_bare_family_defaults():
