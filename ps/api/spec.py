@@ -20,7 +20,8 @@ NETWORKS = ("auto", "mlp", "atari", "minatar")  # worker/networks builds each
 OPTIMIZERS = ("shared-rmsprop", "rmsprop", "momentum-sgd")  # ps/core/optim.py applies each
 STALENESS_LR = ("none", "inverse")  # ps/core/staleness.py
 GAUSSIAN_STD = ("softplus", "parameter")  # worker/networks/heads.py
-TARGET_ON = ("auto", "train", "eval")  # ps/core/evaluations.py judges the target on evaluation
+TARGET_ON = ("auto", "train", "eval")
+Q_LOSSES = ("squared", "huber")  # worker/algorithms/q_learning.py  # ps/core/evaluations.py judges the target on evaluation
 MAX_EVAL_EPISODES = 10_000  # an evaluation round's episodes; the server refuses a report with more
 
 
@@ -95,6 +96,8 @@ class RunSpec:
     """One-step Q and Sarsa: steps per env whose gradients are summed into one push (also pushed at an episode's end)."""
     epsilon_anneal_steps: int = 20_000
     """Q methods: each worker anneals epsilon from 1 to its final value (0.1, 0.01 or 0.5, dealt by worker id) over this many of its own env steps."""
+    q_loss: str = "squared"
+    """Q methods: squared (the paper's (y - Q)^2) or huber (quadratic within 1 of the target, linear beyond: DQN's error clipping)."""
 
     # --- A3C beyond the paper (off by default: the paper's forward view and softplus variance) ---
     gae_lambda: float = 1.0
@@ -165,6 +168,8 @@ class RunSpec:
             raise ConfigError(f"--sync-timeout must be > 0, got {self.sync_timeout}")
         if not 0.0 <= self.gae_lambda <= 1.0:
             raise ConfigError(f"--gae-lambda must be in [0, 1], got {self.gae_lambda}")
+        if self.q_loss not in Q_LOSSES:
+            raise ConfigError(f"unknown --q-loss {self.q_loss!r}: choose one of {', '.join(Q_LOSSES)}")
         if self.gaussian_std not in GAUSSIAN_STD:
             raise ConfigError(f"unknown --gaussian-std {self.gaussian_std!r}: choose one of {', '.join(GAUSSIAN_STD)}")
         if self.max_grad_norm < 0 or self.entropy_beta < 0 or self.value_coef < 0:

@@ -86,6 +86,14 @@ def test_q_loss_is_the_summed_squared_error_and_no_gradient_reaches_the_targets(
     assert targets.grad is None
 
 
+def test_huber_q_loss_is_squared_within_one_of_the_target_and_linear_beyond():
+    q = torch.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+    loss = q_loss(q, torch.tensor([1, 0]), torch.tensor([2.5, -7.0]), "huber")
+    assert loss.item() == pytest.approx(0.5 * 0.5 ** 2 + (10 - 0.5))
+    loss.backward()
+    assert q.grad.tolist() == [[0.0, -0.5], [1.0, 0.0]]   # the error of 10 pulls as hard as one of 1
+
+
 def test_epsilon_anneals_linearly_from_one_to_the_final_value_then_stays():
     assert epsilon_at(0, 0.1, 1000) == 1.0
     assert epsilon_at(500, 0.1, 1000) == pytest.approx(0.55)
@@ -170,7 +178,7 @@ def _agent(algo, envs_per_worker=1):
     from worker.envs import EnvBatch
     spec = SimpleNamespace(algo=algo, env_id="CartPole-v1", t_max=5, async_update_steps=5, gamma=0.99,
                            epsilon_anneal_steps=100, hidden_size=16, hidden_layers=1, network="mlp", lstm=False,
-                           normalize_obs=False, normalize_reward=False)
+                           normalize_obs=False, normalize_reward=False, q_loss="squared")
     envs = EnvBatch("CartPole-v1", envs_per_worker, seed=7)
     return make_agent(spec, envs, 7), envs
 

@@ -103,7 +103,7 @@ class QAgent:
         self.flat.zero_grads()
         q = self.model(self.obs[:T].flatten(0, 1))
         actions = torch.from_numpy(self.actions[:T].reshape(-1))
-        loss = q_loss(q, actions, targets)
+        loss = q_loss(q, actions, targets, self.spec.q_loss)
         loss.backward()
         n = T * K
         return n, {"epsilon": round(self.epsilon, 4), "q_loss": loss.item() / n,

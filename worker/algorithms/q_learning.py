@@ -43,12 +43,16 @@ def n_step_q_targets(rewards: np.ndarray, terminated: np.ndarray, truncated: np.
                           bootstrap_q.max(axis=-1), gamma)
 
 
-def q_loss(q_values: torch.Tensor, actions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """sum_t (y_t - Q(s_t, a_t; theta))^2, SUMMED over transitions (the paper accumulates d theta).
+def q_loss(q_values: torch.Tensor, actions: torch.Tensor, targets: torch.Tensor, kind: str = "squared") -> torch.Tensor:
+    """sum_t (y_t - Q(s_t, a_t; theta))^2, SUMMED over transitions (the paper accumulates d theta);
+    kind "huber": each term 0.5 x^2 within 1 of the target and |x| - 0.5 beyond, so one large error
+    (an early bootstrap far off) moves theta no more than an error of 1 does (DQN's error clipping).
 
     The targets carry no gradient: they come from theta-, not theta.
     """
     chosen = q_values.gather(1, actions.unsqueeze(1)).squeeze(1)
+    if kind == "huber":
+        return torch.nn.functional.huber_loss(chosen, targets.detach(), reduction="sum", delta=1.0)
     return (targets.detach() - chosen).pow(2).sum()
 
 
