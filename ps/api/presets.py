@@ -36,11 +36,13 @@ A3C_PRESETS: dict[str, dict[str, Any]] = {
     # continuous family's row (normalisation, a learned log-std, GAE 0.95, normalised advantages) took
     # 500k-step runs from -731 / -651 / -412 (seeds 1-3, 2 workers, without it) to -300 / -202 / -449.
     "Pendulum-v1": dict(gamma=0.9, envs_per_worker=16, target_return=-200.0),
-    # Zoo: 4 envs, n_steps 100, ent 0, 1e5 steps (with gSDE, log-std 0). Translated, not measured here.
+    # Zoo: 4 envs, n_steps 100, ent 0, 1e5 steps (with gSDE, log-std 0). Translated: greedy evaluations,
+    # seeds 1-7, 7-10 s a run: median 83.7, the flag from every start on 4 (zoo's log-std 0 here: median 45).
     "MountainCarContinuous-v0": dict(envs_per_worker=4, t_max=100, lr=7e-4, max_grad_norm=200.0,
                                      total_steps=100_000),
     # Zoo: 4 envs, n_steps 8, vf_coef 0.4, lr lin 7e-4, 5e6 steps (with gSDE, log-std -2, GAE 0.9).
-    # Translated, not measured here.
+    # Translated: greedy 222 on seed 2 (764 s); the classic row's 64 envs x t_max 4 at lr 4e-3 ran 3x
+    # the steps a second but ended -23 (seed 2), 134 / -96 / -101 at 3M.
     "LunarLanderContinuous-v3": dict(envs_per_worker=4, t_max=8, value_coef=0.4, lr=7e-4, max_grad_norm=16.0,
                                      total_steps=5_000_000),
 }
