@@ -1,12 +1,12 @@
 """The losses against numbers computed here by hand (plain math/numpy, not the code under test), and
 where their gradients may not flow: not into A3C's advantage, not into the Q methods' targets."""
 import math
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 
+from ps.api.spec import RunSpec
 from worker.algorithms.a3c import a3c_loss
 
 # Two samples. Sample 0: probabilities (1/4, 3/4), action 1, V = 1, R = 3 -> advantage +2.
@@ -70,9 +70,9 @@ def test_no_gradient_flows_from_the_policy_term_into_the_value():
 def _q_agent(algo):
     from worker.agents import make_agent
     from worker.envs import EnvBatch
-    spec = SimpleNamespace(algo=algo, env_id="CartPole-v1", t_max=5, async_update_steps=5, gamma=0.9,
-                           epsilon_anneal_steps=100, hidden_size=16, hidden_layers=1, network="mlp", lstm=False,
-                           normalize_obs=False, normalize_reward=False)
+    # the real RunSpec: a field added to the contract reaches the agent with its default
+    spec = RunSpec(algo=algo, env_id="CartPole-v1", t_max=5, async_update_steps=5, gamma=0.9,
+                   epsilon_anneal_steps=100, hidden_size=16, hidden_layers=1, network="mlp")
     envs = EnvBatch("CartPole-v1", 3, seed=11)
     torch.set_num_threads(1)
     return make_agent(spec, envs, 11), envs

@@ -176,9 +176,9 @@ def test_a3c_has_no_target_network(tmp_path):
 def _agent(algo, envs_per_worker=1):
     from worker.agents import make_agent
     from worker.envs import EnvBatch
-    spec = SimpleNamespace(algo=algo, env_id="CartPole-v1", t_max=5, async_update_steps=5, gamma=0.99,
-                           epsilon_anneal_steps=100, hidden_size=16, hidden_layers=1, network="mlp", lstm=False,
-                           normalize_obs=False, normalize_reward=False, q_loss="squared")
+    # the real RunSpec: a field added to the contract reaches the agent with its default
+    spec = RunSpec(algo=algo, env_id="CartPole-v1", t_max=5, async_update_steps=5, gamma=0.99,
+                   epsilon_anneal_steps=100, hidden_size=16, hidden_layers=1, network="mlp")
     envs = EnvBatch("CartPole-v1", envs_per_worker, seed=7)
     return make_agent(spec, envs, 7), envs
 
