@@ -20,8 +20,8 @@ NETWORKS = ("auto", "mlp", "atari", "minatar")  # worker/networks builds each
 OPTIMIZERS = ("shared-rmsprop", "rmsprop", "momentum-sgd")  # ps/core/optim.py applies each
 STALENESS_LR = ("none", "inverse")  # ps/core/staleness.py
 GAUSSIAN_STD = ("softplus", "parameter")  # worker/networks/heads.py
-TARGET_ON = ("auto", "train", "eval")
-Q_LOSSES = ("squared", "huber")  # worker/algorithms/q_learning.py  # ps/core/evaluations.py judges the target on evaluation
+TARGET_ON = ("auto", "train", "eval")  # ps/core/evaluations.py judges the target on evaluation
+Q_LOSSES = ("squared", "huber")  # worker/algorithms/q_learning.py
 MAX_EVAL_EPISODES = 10_000  # an evaluation round's episodes; the server refuses a report with more
 
 
