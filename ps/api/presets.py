@@ -41,8 +41,8 @@ A3C_PRESETS: dict[str, dict[str, Any]] = {
     "MountainCarContinuous-v0": dict(envs_per_worker=4, t_max=100, lr=7e-4, max_grad_norm=200.0,
                                      total_steps=100_000),
     # Zoo: 4 envs, n_steps 8, vf_coef 0.4, lr lin 7e-4, 5e6 steps (with gSDE, log-std -2, GAE 0.9).
-    # Translated: greedy 222 on seed 2 (764 s); the classic row's 64 envs x t_max 4 at lr 4e-3 ran 3x
-    # the steps a second but ended -23 (seed 2), 134 / -96 / -101 at 3M.
+    # Translated: greedy -13 / 222 / 13 (seeds 1-3, 13-15 min a run; zoo's published A2C: 204); the
+    # classic row's 64 envs x t_max 4 at lr 4e-3 ran 3x the steps a second but ended -23 (seed 2).
     "LunarLanderContinuous-v3": dict(envs_per_worker=4, t_max=8, value_coef=0.4, lr=7e-4, max_grad_norm=16.0,
                                      total_steps=5_000_000),
 }
