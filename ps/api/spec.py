@@ -98,6 +98,8 @@ class RunSpec:
     """Q methods: each worker anneals epsilon from 1 to its final value (0.1, 0.01 or 0.5, dealt by worker id) over this many of its own env steps."""
     q_loss: str = "squared"
     """Q methods: squared (the paper's (y - Q)^2) or huber (quadratic within 1 of the target, linear beyond: DQN's error clipping)."""
+    double_q: bool = False
+    """One-step and n-step Q: bootstrap from theta-'s value of theta's greedy action (double Q-learning, van Hasselt et al. 2016) instead of theta-'s max."""
 
     # --- A3C beyond the paper (off by default: the paper's forward view and softplus variance) ---
     gae_lambda: float = 1.0
@@ -150,6 +152,8 @@ class RunSpec:
         _positive(self, "target_update_steps", "async_update_steps", "epsilon_anneal_steps")
         if self.algo in VALUE_BASED and getattr(self, "lstm", False):
             raise ConfigError(f"--lstm is for a3c: --algo {self.algo} uses a feed-forward Q-network (as in the paper)")
+        if self.double_q and self.algo not in ("one-step-q", "n-step-q"):
+            raise ConfigError(f"--double-q is for one-step-q and n-step-q: --algo {self.algo} bootstraps from no max")
         if not 0.0 <= self.gamma <= 1.0:
             raise ConfigError(f"--gamma must be in [0, 1], got {self.gamma}")
         if not 0.0 <= self.rmsprop_alpha < 1.0:

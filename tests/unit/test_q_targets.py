@@ -42,6 +42,21 @@ def test_one_step_q_target_with_a_truncation_bootstraps_from_the_final_observati
     assert y.tolist() == pytest.approx([5.5, 3.8, 3 + 0.9 * 9, 7.6])
 
 
+def test_double_q_reads_theta_minus_at_the_online_networks_greedy_action():
+    online = torch.tensor([[9.0, 0.0], [0.0, 1.0], [0.0, 1.0], [1.0, 0.0]])  # theta's argmax: 0, 1, 1, 0
+    y = one_step_q_targets(REWARDS, TERMINAL_AT_2, NEXT_Q, GAMMA, online)
+    assert y.tolist() == pytest.approx([1 + 0.9 * 1, 2 + 0.9 * 0, 3.0, 4 + 0.9 * 3])
+    truncation_q = np.zeros((4, 1, 2), np.float32)
+    truncation_q[1, 0] = [6.0, 5.0]
+    truncation_online = np.zeros((4, 1, 2), np.float32)
+    truncation_online[1, 0] = [0.0, 1.0]  # theta picks action 1 there: theta- says 5, not its max 6
+    y = n_step_q_targets(REWARDS.numpy()[:, None], np.zeros((4, 1), bool), np.array([[False], [True], [False], [False]]),
+                         truncation_q, np.array([[2.0, 10.0]], np.float32), GAMMA,
+                         truncation_online, np.array([[1.0, 0.0]], np.float32))[:, 0]
+    # R3 = 4 + .9*2 = 5.8; R2 = 3 + .9*5.8 = 8.22; R1 = 2 + .9*5 = 6.5; R0 = 1 + .9*6.5 = 6.85
+    assert y.tolist() == pytest.approx([6.85, 6.5, 8.22, 5.8], abs=1e-4)
+
+
 def test_one_step_sarsa_target_uses_the_next_action_taken_not_the_max():
     y = one_step_sarsa_targets(REWARDS, TERMINAL_AT_2, NEXT_Q, NEXT_ACTIONS, GAMMA)
     assert y.tolist() == pytest.approx([1 + 0.9 * 1, 2 + 0.9 * 0, 3.0, 4 + 0.9 * 3])
@@ -173,12 +188,12 @@ def test_a3c_has_no_target_network(tmp_path):
     core.close()
 
 
-def _agent(algo, envs_per_worker=1):
+def _agent(algo, envs_per_worker=1, **fields):
     from worker.agents import make_agent
     from worker.envs import EnvBatch
     # the real RunSpec: a field added to the contract reaches the agent with its default
     spec = RunSpec(algo=algo, env_id="CartPole-v1", t_max=5, async_update_steps=5, gamma=0.99,
-                   epsilon_anneal_steps=100, hidden_size=16, hidden_layers=1, network="mlp")
+                   epsilon_anneal_steps=100, hidden_size=16, hidden_layers=1, network="mlp", **fields)
     envs = EnvBatch("CartPole-v1", envs_per_worker, seed=7)
     return make_agent(spec, envs, 7), envs
 
@@ -196,6 +211,21 @@ def test_one_step_methods_push_every_async_update_steps_or_at_an_episode_end(alg
     assert ended_early > 0
     assert stats["epsilon"] == pytest.approx(epsilon_at(agent.own_steps, agent.final_epsilon, 100), abs=1e-4)
     envs.close()
+
+
+@pytest.mark.parametrize("algo", ["one-step-q", "n-step-q"])
+def test_double_q_changes_what_one_step_and_n_step_q_learn(algo):
+    grads = []
+    for double in (False, True):
+        agent, envs = _agent(algo, envs_per_worker=3, double_q=double)
+        torch.manual_seed(0)
+        with torch.no_grad():  # a theta- unlike theta (with theta- = theta the two bootstraps agree)
+            for p in agent.target_model.parameters():
+                p.add_(torch.randn_like(p))
+        agent.learn_step(envs)
+        grads.append(agent.flat.grads.clone())
+        envs.close()
+    assert not torch.allclose(grads[0], grads[1])
 
 
 def test_n_step_q_pushes_every_t_max_steps_on_every_env():
@@ -243,6 +273,12 @@ def test_q_network_has_a3cs_torso_for_the_observations_and_one_output_per_action
     net = build_q_network(spec, spaces.Box(0.0, 1.0, shape, np.float32), spaces.Discrete(6))
     assert type(next(iter(net.torso))).__name__ == torso
     assert net(torch.zeros(3, *shape)).shape == (3, 6)
+
+
+@pytest.mark.parametrize("algo", ["a3c", "one-step-sarsa"])
+def test_double_q_outside_the_max_bootstrapping_methods_is_refused(algo):
+    with pytest.raises(ConfigError, match="--double-q is for one-step-q and n-step-q"):
+        RunSpec(algo=algo, double_q=True)
 
 
 def test_lstm_with_a_value_based_method_is_refused():

@@ -117,7 +117,8 @@ class QAgent:
             rewards = torch.from_numpy(self.rewards[:T].reshape(-1))
             terminated = torch.from_numpy(self.terminated[:T].reshape(-1))
             if not self.sarsa:
-                return one_step_q_targets(rewards, terminated, next_q, self.spec.gamma)
+                online_q = self.model(next_obs) if self.spec.double_q else None
+                return one_step_q_targets(rewards, terminated, next_q, self.spec.gamma, online_q)
             # a' of each transition: the action taken next in the same episode, else chosen in s' now
             # (the last step's a' is then taken first in the next step, after the push).
             next_actions = np.empty((T, K), dtype=np.int64)
@@ -131,13 +132,16 @@ class QAgent:
                                           self.spec.gamma)
 
     def _n_step_targets(self, T: int, K: int, cut) -> torch.Tensor:
-        with torch.no_grad():
-            bootstrap_q = self.target_model(self.next_obs[T - 1]).numpy()
-            truncation_q = np.zeros((T, K, bootstrap_q.shape[-1]), dtype=np.float32)
+        nets = (self.target_model, self.model) if self.spec.double_q else (self.target_model,)
+        with torch.no_grad():  # per net: its Q-values of s_T, and of each truncated episode's final state
+            bootstrap_q = [net(self.next_obs[T - 1]).numpy() for net in nets]
+            truncation_q = [np.zeros((T, K, q.shape[-1]), dtype=np.float32) for q in bootstrap_q]
             if cut:
-                q_final = self.target_model(torch.from_numpy(np.stack([o for _, _, o in cut]))).numpy()
-                for (t, k, _), q in zip(cut, q_final):
-                    truncation_q[t, k] = q
-        targets = n_step_q_targets(self.rewards[:T], self.terminated[:T], self.truncated[:T], truncation_q,
-                                   bootstrap_q, self.spec.gamma)
+                finals = torch.from_numpy(np.stack([o for _, _, o in cut]))
+                for net, out in zip(nets, truncation_q):
+                    for (t, k, _), q in zip(cut, net(finals).numpy()):
+                        out[t, k] = q
+        online = (truncation_q[1], bootstrap_q[1]) if self.spec.double_q else (None, None)
+        targets = n_step_q_targets(self.rewards[:T], self.terminated[:T], self.truncated[:T], truncation_q[0],
+                                   bootstrap_q[0], self.spec.gamma, *online)
         return torch.from_numpy(targets.reshape(-1))

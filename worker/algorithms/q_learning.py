@@ -19,10 +19,23 @@ FINAL_EPSILON_PROBS = (0.4, 0.3, 0.3)
 FINAL_EPSILON_DEAL = (0.1, 0.01, 0.5, 0.1, 0.01, 0.1, 0.5, 0.01, 0.1, 0.5)
 
 
+def bootstrap_values(target_q, online_q=None):
+    """V(s') for a Q bootstrap, per row of target_q [..., A] (theta-'s Q-values, tensor or array):
+    max_a Q(s', a; theta-), or with online_q (theta's, same shape) double Q-learning's
+    Q(s', argmax_a Q(s', a; theta); theta-), which does not pick the action by the same noisy
+    estimates it then reads, so the bootstrap is not biased upwards by them."""
+    if online_q is None:
+        return target_q.max(-1).values if isinstance(target_q, torch.Tensor) else target_q.max(axis=-1)
+    if isinstance(target_q, torch.Tensor):
+        return target_q.gather(-1, online_q.argmax(-1, keepdim=True)).squeeze(-1)
+    return np.take_along_axis(target_q, online_q.argmax(axis=-1)[..., None], axis=-1)[..., 0]
+
+
 def one_step_q_targets(rewards: torch.Tensor, terminated: torch.Tensor, next_q: torch.Tensor,
-                       gamma: float) -> torch.Tensor:
-    """y = r + gamma * max_a Q(s', a; theta-), and y = r at a terminal. next_q: [N, A]."""
-    return rewards + gamma * (~terminated) * next_q.max(dim=-1).values
+                       gamma: float, next_q_online: torch.Tensor | None = None) -> torch.Tensor:
+    """y = r + gamma * max_a Q(s', a; theta-), and y = r at a terminal. next_q: [N, A]. With
+    next_q_online (theta's Q-values of s'), the double-Q bootstrap (bootstrap_values)."""
+    return rewards + gamma * (~terminated) * bootstrap_values(next_q, next_q_online)
 
 
 def one_step_sarsa_targets(rewards: torch.Tensor, terminated: torch.Tensor, next_q: torch.Tensor,
@@ -33,14 +46,17 @@ def one_step_sarsa_targets(rewards: torch.Tensor, terminated: torch.Tensor, next
 
 
 def n_step_q_targets(rewards: np.ndarray, terminated: np.ndarray, truncated: np.ndarray,
-                     truncation_q: np.ndarray, bootstrap_q: np.ndarray, gamma: float) -> np.ndarray:
+                     truncation_q: np.ndarray, bootstrap_q: np.ndarray, gamma: float,
+                     truncation_q_online: np.ndarray | None = None,
+                     bootstrap_q_online: np.ndarray | None = None) -> np.ndarray:
     """Forward-view n-step targets over a [T, K] rollout, bootstrapped from max_a Q(s_T, a; theta-).
 
     truncation_q[t, k] holds Q(s_final, .; theta-) [A] where step t was truncated (else anything);
-    bootstrap_q [K, A] holds Q(s_T, .; theta-).
+    bootstrap_q [K, A] holds Q(s_T, .; theta-). The *_online arrays (theta's, same shapes) make the
+    bootstraps double Q-learning's (bootstrap_values).
     """
-    return n_step_returns(rewards, terminated, truncated, truncation_q.max(axis=-1),
-                          bootstrap_q.max(axis=-1), gamma)
+    return n_step_returns(rewards, terminated, truncated, bootstrap_values(truncation_q, truncation_q_online),
+                          bootstrap_values(bootstrap_q, bootstrap_q_online), gamma)
 
 
 def q_loss(q_values: torch.Tensor, actions: torch.Tensor, targets: torch.Tensor, kind: str = "squared") -> torch.Tensor:
