@@ -56,7 +56,7 @@ def test_preset_none_gives_the_bare_family_defaults():
     assert pendulum == RunSpec(**FAMILY_DEFAULTS["continuous"], env_id="Pendulum-v1", preset="none", target_return=None)
     q = spec_from("--env", "Acrobot-v1", "--algo", "n-step-q", "--preset", "none")
     assert q.target_update_steps == 1_000 and q.total_steps == RunSpec.total_steps  # the classic Q row's
-    assert spec_from("--env", "Acrobot-v1", "--algo", "n-step-q").total_steps == 500_000  # its preset
+    assert spec_from("--env", "Acrobot-v1", "--algo", "n-step-q").total_steps == 1_000_000  # its preset
 
 
 def test_value_based_and_a3c_rows_are_kept_apart():
