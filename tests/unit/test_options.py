@@ -44,7 +44,7 @@ def test_table_rows_fill_only_what_no_flag_set():
     assert pong.lr == 0.0003                                     # the flag wins
     assert pong.entropy_beta == 0.01 and pong.envs_per_worker == 4 and pong.target_return is None
     pendulum = spec_from("--env", "Pendulum-v1", "--algo", "a3c")
-    assert pendulum.gamma == 0.9 and pendulum.target_return == -200.0 and pendulum.envs_per_worker == 16
+    assert pendulum.gamma == 0.95 and pendulum.target_return == -200.0 and pendulum.envs_per_worker == 16
     assert spec_from("--env", "Pendulum-v1", "--gamma", "0.99").gamma == 0.99
     minatar = spec_from("--env", "MinAtar/Breakout-v1", "--target-return", "3")
     assert minatar.target_return == 3 and minatar.lr == 1e-3
@@ -59,9 +59,9 @@ def test_value_based_rows_apply_over_the_family_and_the_same_through_the_python_
 
 def test_config_file_sits_between_the_table_and_the_flags(tmp_path):
     config = tmp_path / "run.yaml"
-    config.write_text("env_id: Pendulum-v1\ngamma: 0.95\nt_max: 7\nrun_dir: somewhere\n")
+    config.write_text("env_id: Pendulum-v1\ngamma: 0.97\nt_max: 7\nrun_dir: somewhere\n")
     args = parse_serve_args(["--config", str(config), "--t-max", "9"])
-    assert args.run.env_id == "Pendulum-v1" and args.run.gamma == 0.95   # the file over the table's 0.9
+    assert args.run.env_id == "Pendulum-v1" and args.run.gamma == 0.97   # the file over the table's 0.95
     assert args.run.t_max == 9 and args.run.envs_per_worker == 16         # the flag over the file; the table
     assert args.server.run_dir == "somewhere"
 
@@ -71,7 +71,7 @@ def test_print_spec_output_reads_back_as_a_config(tmp_path, capsys):
     printed = capsys.readouterr().out
     (tmp_path / "run.yaml").write_text(printed)
     assert parse_serve_args(["--config", str(tmp_path / "run.yaml")]).run == RunSpec(**json.loads(printed))
-    assert json.loads(printed)["lr"] == 0.002 and json.loads(printed)["gamma"] == 0.9
+    assert json.loads(printed)["lr"] == 0.002 and json.loads(printed)["gamma"] == 0.95
 
 
 @pytest.mark.parametrize("text, words", [("nope: 1\n", "unknown field(s) nope"), ("- a\n- b\n", "must map"),
