@@ -59,6 +59,14 @@ def test_preset_none_gives_the_bare_family_defaults():
     assert spec_from("--env", "Acrobot-v1", "--algo", "n-step-q").total_steps == 1_000_000  # its preset
 
 
+def test_a_preset_can_turn_off_what_its_family_turns_on():
+    car = spec_from("--env", "MountainCarContinuous-v0")
+    assert car.normalize_obs and not car.normalize_reward  # the continuous family turns both on
+    assert spec_from("--env", "MountainCarContinuous-v0", "--normalize-reward").normalize_reward  # the flag wins
+    assert spec_from("--env", "MountainCarContinuous-v0", "--preset", "none").normalize_reward
+    assert spec_from("--env", "Pendulum-v1").normalize_reward  # its row leaves the family's
+
+
 def test_value_based_and_a3c_rows_are_kept_apart():
     assert spec_from("--env", "Acrobot-v1", "--algo", "one-step-sarsa").lr == 3e-3  # the classic Q row
     assert spec_from("--env", "Acrobot-v1").lr == RunSpec.lr
