@@ -40,7 +40,7 @@ A3C_PRESETS: dict[str, dict[str, Any]] = {
     "Pendulum-v1": dict(gamma=0.95, envs_per_worker=16, target_return=-200.0),
     # Zoo: 4 envs, n_steps 100, ent 0, 1e5 steps (with gSDE, log-std 0). Translated, with the family's
     # reward normalisation: greedy median 83.7 over seeds 1-7, the flag from every start on 4 only.
-    # Without it, seeds 1-17: median 94.4, 16 of 17 at 85 or more, lowest 75.7 (with it: 89.5, 12 of 17,
+    # Without it, seeds 1-17: median 94.5, 16 of 17 at 85 or more, lowest 75.7 (with it: 89.5, 12 of 17,
     # -99.9); zoo 93.7. Until the flag is first reached the return's spread is that of the action costs
     # alone, and dividing by it magnifies them against the unseen +100.
     "MountainCarContinuous-v0": dict(envs_per_worker=4, t_max=100, lr=7e-4, max_grad_norm=200.0,
