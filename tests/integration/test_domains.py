@@ -42,7 +42,7 @@ def test_a3c_learns_pendulum_with_a_gaussian_policy(tmp_path):
     # -800 is 400 above a random policy's mean100, whose spread over 100 episodes is about 30
     assert summary["solved"] and summary["best_mean100"] >= -800 >= RANDOM_PENDULUM_MEAN100 + 400
     assert summary["env_steps"] <= 800000 + 2 * 80
-    assert summary["run_spec"]["gamma"] == 0.95 and summary["run_spec"]["envs_per_worker"] == 16  # ps/api/defaults.py
+    assert summary["run_spec"]["gamma"] == 0.95 and summary["run_spec"]["envs_per_worker"] == 16  # its preset (ps/api/presets.py)
 
 
 def _expected_layout(lstm: bool) -> Layout:
