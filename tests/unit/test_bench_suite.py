@@ -2,7 +2,8 @@
 import math
 
 from bench.sb3_zoo import thinned
-from bench.suite import Run, env_table, steps_by_time
+from bench.suite import PUBLISHED_STEPS, Run, env_table, our_budget, steps_by_time
+from ps.api.defaults import resolve_spec
 
 
 def test_time_to_sb3s_final_and_the_ratios_are_medians_over_seeds():
@@ -45,3 +46,10 @@ def test_against_a_published_figure_the_gap_is_a_share_of_it_and_there_is_no_tim
     assert table["sb3_final"] == 28.0 and table["sb3_wall_seconds"] is None
     assert row["final"] == 21.0 and math.isclose(row["gap_pct_of_range"], -25.0)  # (21 - 28) / 28
     assert row["seconds_to_sb3_final"] == math.inf and row["time_ratio"] is None  # 2 of 3 seeds never reach 28
+
+
+def test_against_a_published_figure_ours_trains_for_its_steps_elsewhere_for_its_preset():
+    assert our_budget("MinAtar/Breakout-v1", "a3c", 1.0) == PUBLISHED_STEPS
+    assert our_budget("MinAtar/SpaceInvaders-v1", "a3c", 0.05) == PUBLISHED_STEPS // 20
+    acrobot_q = resolve_spec({"env_id": "Acrobot-v1", "algo": "one-step-q"})
+    assert our_budget("Acrobot-v1", "one-step-q", 1.0) == acrobot_q.total_steps != PUBLISHED_STEPS
