@@ -264,7 +264,8 @@ def main(argv=None) -> int:
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    caption = (f"Seeds {args.seeds}; budgets: SB3 rl-zoo's, ours its preset's (against a published figure, the figure's), each x {scale}; "
+    caption = (f"Seeds {args.seeds}; budgets: SB3 rl-zoo's, ours its preset's (against a published figure, "
+               f"the figure's), each x {scale}; "
                f"{args.eval_episodes} deterministic evaluation episodes per snapshot (every "
                f"{args.snapshot_seconds:g} s, at most {args.eval_points} a run); times from each process's fork "
                f"to the end of training. Goals: final >= SB3's - 5% of the return range; SB3's final quality "
