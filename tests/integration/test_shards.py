@@ -80,7 +80,9 @@ def test_two_shards_and_two_workers_solve_cartpole_and_leave_one_policy(tmp_path
 @pytest.mark.timeout(300)
 def test_a_shard_killed_with_sigkill_is_restarted_resumes_and_the_run_completes(tmp_path):
     root = tmp_path / "run"
-    proc = run_sharded(root, "--target-return", "none", "--total-steps", "150000", "--checkpoint-every", "1")
+    # 600k steps run about 10 s here, against 3-4 s to shard 1's second checkpoint, so that
+    # the kill lands mid-run on a loaded machine too
+    proc = run_sharded(root, "--target-return", "none", "--total-steps", "600000", "--checkpoint-every", "1")
     lock = root / "shard-1" / ".lock"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not list((root / "shard-1" / "checkpoints").glob("ckpt-*.a3c"))[1:]:
@@ -88,7 +90,7 @@ def test_a_shard_killed_with_sigkill_is_restarted_resumes_and_the_run_completes(
     status = subprocess.run([cli("ps-status"), "--ps", f"127.0.0.1:{(root / 'shard-0' / 'port').read_text().strip()}",
                              "--json"], capture_output=True, text=True, timeout=60)
     shards = json.loads(status.stdout)["shards"]  # ps-status asks every shard
-    assert [s["shard"]["index"] for s in shards] == [0, 1] and all(s["state"] == "running" for s in shards)
+    assert [s["shard"]["index"] for s in shards] == [0, 1] and all(s["state"] == "running" for s in shards), shards
     assert shards[0]["shard"]["end"] == shards[1]["shard"]["start"]
     pid = int(lock.read_text().split()[1])
     os.kill(pid, signal.SIGKILL)
@@ -99,8 +101,8 @@ def test_a_shard_killed_with_sigkill_is_restarted_resumes_and_the_run_completes(
     assert "restarting it on port" in out
     summary = json.loads((root / "summary.json").read_text())
     first, second = summary["shards"]
-    assert first["stop_reason"] == second["stop_reason"] == "total steps 150000 reached"
-    assert first["env_steps"] == second["env_steps"] >= 150_000  # the restarted shard took shard 0's T
+    assert first["stop_reason"] == second["stop_reason"] == "total steps 600000 reached"
+    assert first["env_steps"] == second["env_steps"] >= 600_000  # the restarted shard took shard 0's T
     # the restarted shard lost only the pushes since its checkpoint, and its records say so
     assert 0 <= first["updates"] - second["updates"] < first["updates"] // 4
     for i, figures in enumerate((first, second)):
