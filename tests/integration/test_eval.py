@@ -29,7 +29,9 @@ def ps_eval(*args: str) -> subprocess.CompletedProcess:
 
 def test_a_trained_policy_plays_far_above_random_from_its_run_dir(trained):
     algo, run_dir = trained
-    out = ps_eval(str(run_dir), "--episodes", "5", "--deterministic")
+    # A3C is judged on its sampled policy, the one its mean100 measured: the greedy one of a policy at
+    # mean100 200 has scored 47 here. The Q methods' policy is the greedy one.
+    out = ps_eval(str(run_dir), "--episodes", "5", *([] if algo == "a3c" else ["--deterministic"]))
     assert out.returncode == 0, out.stderr
     result = json.loads((run_dir / "eval.json").read_text())
     assert result["algo"] == algo and result["episodes"] == 5 and len(result["returns"]) == 5
