@@ -82,7 +82,8 @@ def test_a_shard_killed_with_sigkill_is_restarted_resumes_and_the_run_completes(
     root = tmp_path / "run"
     # 600k steps run about 10 s here, against 3-4 s to shard 1's second checkpoint, so that
     # the kill lands mid-run on a loaded machine too
-    proc = run_sharded(root, "--target-return", "none", "--total-steps", "600000", "--checkpoint-every", "1")
+    steps = 600_000
+    proc = run_sharded(root, "--target-return", "none", "--total-steps", str(steps), "--checkpoint-every", "1")
     lock = root / "shard-1" / ".lock"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not list((root / "shard-1" / "checkpoints").glob("ckpt-*.a3c"))[1:]:
@@ -101,8 +102,8 @@ def test_a_shard_killed_with_sigkill_is_restarted_resumes_and_the_run_completes(
     assert "restarting it on port" in out
     summary = json.loads((root / "summary.json").read_text())
     first, second = summary["shards"]
-    assert first["stop_reason"] == second["stop_reason"] == "total steps 600000 reached"
-    assert first["env_steps"] == second["env_steps"] >= 600_000  # the restarted shard took shard 0's T
+    assert first["stop_reason"] == second["stop_reason"] == f"total steps {steps} reached"
+    assert first["env_steps"] == second["env_steps"] >= steps  # the restarted shard took shard 0's T
     # the restarted shard lost only the pushes since its checkpoint, and its records say so
     assert 0 <= first["updates"] - second["updates"] < first["updates"] // 4
     for i, figures in enumerate((first, second)):
