@@ -86,6 +86,8 @@ class RunSpec:
     # --- domains: Atari, MinAtar, continuous control (network choice; env-family defaults in ps/families.py) ---
     network: str = "auto"
     """Network: auto (from the observation space), mlp, atari (the paper's conv net) or minatar (a small conv net)."""
+    dense_size: int = 0
+    """Units of the conv nets' dense layer (atari, minatar); 0 = the network's published width: 256 (atari), 128 (minatar)."""
     lstm: bool = False
     """Add an LSTM of 256 cells after the torso (the paper's A3C LSTM); its state is carried across rollouts."""
 
@@ -176,6 +178,8 @@ class RunSpec:
             raise ConfigError(f"unknown --q-loss {self.q_loss!r}: choose one of {', '.join(Q_LOSSES)}")
         if self.gaussian_std not in GAUSSIAN_STD:
             raise ConfigError(f"unknown --gaussian-std {self.gaussian_std!r}: choose one of {', '.join(GAUSSIAN_STD)}")
+        if self.dense_size < 0:
+            raise ConfigError(f"--dense-size must be >= 0 (0 = the network's published width), got {self.dense_size}")
         if self.max_grad_norm < 0 or self.entropy_beta < 0 or self.value_coef < 0:
             raise ConfigError("--max-grad-norm, --entropy-beta and --value-coef must be >= 0")
         _positive(self, "clip_obs", "clip_reward")

@@ -32,7 +32,7 @@ def test_a3c_learns_minatar_breakout_beyond_a_random_policy(tmp_path):
     assert summary["solved"] and summary["best_mean100"] >= 3 > 5 * RANDOM_BREAKOUT_MEAN100
     assert summary["env_steps"] <= 300000 + 2 * 40
     spec = summary["run_spec"]
-    assert spec["entropy_beta"] == 0.01 and spec["lr"] == 1e-3  # MinAtar's family defaults...
+    assert spec["entropy_beta"] == 0.01 and spec["lr"] == 1e-3 and spec["dense_size"] == 256  # MinAtar's family defaults...
     assert spec["total_steps"] == 300000 and spec["target_return"] == 3  # ...under the flags given
 
 

@@ -269,7 +269,7 @@ def test_q_network_has_a3cs_torso_for_the_observations_and_one_output_per_action
     from gymnasium import spaces
 
     from worker.networks import build_q_network
-    spec = SimpleNamespace(network="auto", hidden_size=16, hidden_layers=2, lstm=False)
+    spec = SimpleNamespace(network="auto", hidden_size=16, hidden_layers=2, dense_size=0, lstm=False)
     net = build_q_network(spec, spaces.Box(0.0, 1.0, shape, np.float32), spaces.Discrete(6))
     assert type(next(iter(net.torso))).__name__ == torso
     assert net(torch.zeros(3, *shape)).shape == (3, 6)
