@@ -47,10 +47,11 @@ A3C_PRESETS: dict[str, dict[str, Any]] = {
                                      total_steps=100_000, normalize_reward=False),
     # Zoo: 4 envs, n_steps 8, vf_coef 0.4, lr lin 7e-4, GAE 0.9, raw advantages, 5e6 steps (with gSDE,
     # log-std -2, ent 0). Translated, with entropy beta 1e-3: greedy 229 / 279 / 256 / 194 / 260
-    # (seeds 1-5, 8 min a run), median 256; zoo's published A2C: 204. With the family's GAE 0.95 and normalised advantages
-    # (entropy 0.01) the median was 141.5, seed 4 hovering at -109. Raw advantages are small against the
-    # entropy bonus: at 0.01 the log-std grew to 5-8 (sampled actions are the clip's +-1 at random; the
-    # greedy mean action still landed, median 170); at 0 it shrank and seed 1 hovered (-94).
+    # (seeds 1-5, 8 min a run), median 256; zoo's published A2C: 204. With the family's GAE 0.95 and
+    # normalised advantages (entropy 0.01) the median was 141.5, seed 4 hovering at -109. Raw advantages
+    # are small against the entropy bonus: at 0.01 the log-std grew to 5-8 (sampled actions are the
+    # clip's +-1 at random; the greedy mean action still landed, median 170); at 0 it shrank and seed 1
+    # hovered (-94).
     "LunarLanderContinuous-v3": dict(envs_per_worker=4, t_max=8, value_coef=0.4, lr=7e-4, max_grad_norm=16.0,
                                      gae_lambda=0.9, normalize_advantage=False, entropy_beta=1e-3,
                                      total_steps=5_000_000),
